@@ -1,0 +1,54 @@
+"""Masked next-token cross-entropy over packed sequences."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def next_token_targets(tokens: Array, segment_ids: Array, loss_mask: Array
+                       ) -> tuple[Array, Array]:
+  """Targets and weights for predicting token t+1 at position t.
+
+  tokens, segment_ids, loss_mask: [B, T]. A position counts only if the next
+  token is in the same (non-padding) segment and is marked as a completion
+  token. Returns (targets [B, T], weights [B, T] float32); the last position
+  never counts.
+  """
+  targets = jnp.concatenate([tokens[:, 1:], jnp.zeros_like(tokens[:, :1])], 1)
+  next_seg = jnp.concatenate(
+      [segment_ids[:, 1:], jnp.zeros_like(segment_ids[:, :1])], 1)
+  next_mask = jnp.concatenate(
+      [loss_mask[:, 1:], jnp.zeros_like(loss_mask[:, :1])], 1)
+  valid = (next_seg == segment_ids) & (segment_ids > 0) & (next_mask > 0)
+  return targets, valid.astype(jnp.float32)
+
+
+def token_log_probs(logits: Array, targets: Array,
+                    temperature: float | Array = 1.0) -> Array:
+  """log softmax(logits / temperature)[targets]: [B, T, V], [B, T] -> [B, T]."""
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32) / temperature, axis=-1)
+  return jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+
+
+def sft_loss(logits: Array, tokens: Array, segment_ids: Array,
+             loss_mask: Array) -> tuple[Array, dict]:
+  """Mean cross-entropy over completion tokens.
+
+  logits: [B, T, V] float; tokens, segment_ids, loss_mask: [B, T] int.
+  Returns (loss, metrics) with metrics `accuracy` (greedy next-token accuracy
+  on counted tokens), `num_tokens` and `loss_weight` (= num_tokens, used by
+  gradient accumulation).
+  """
+  targets, weights = next_token_targets(tokens, segment_ids, loss_mask)
+  nll = -token_log_probs(logits, targets)
+  denom = jnp.maximum(weights.sum(), 1.0)
+  loss = (nll * weights).sum() / denom
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return loss, {
+      'accuracy': (correct * weights).sum() / denom,
+      'num_tokens': weights.sum(),
+      'loss_weight': weights.sum(),
+  }

@@ -1,0 +1,365 @@
+"""Decoder-only transformer for the Qwen2 / Qwen2.5 and Llama-3 families.
+
+RMSNorm, rotary embeddings (optionally with Llama-3 frequency scaling),
+grouped-query attention, SwiGLU MLP, optional q/k/v bias, tied or untied
+embeddings. Every parameter carries logical axis names (see
+`jaxreason/sharding/rules.py`); activations are constrained by the same names.
+
+  model = Transformer(TransformerConfig.from_preset('qwen2.5-0.5b'))
+  logits = model.apply({'params': params}, tokens)        # [B, T, V] float32
+
+Parameter names follow the Hugging Face modules (`layers_3/self_attn/q_proj`)
+so that `hf.py` is a plain renaming plus transposes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreason.sharding.rules import constrain
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeScaling:
+  """Llama-3 ('llama3' rope_type) frequency scaling."""
+
+  factor: float = 8.0
+  low_freq_factor: float = 1.0
+  high_freq_factor: float = 4.0
+  original_max_position_embeddings: int = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Model hyper-parameters. Field names follow common usage, not HF's."""
+
+  vocab_size: int
+  num_layers: int
+  embed_dim: int
+  mlp_dim: int
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int | None = None  # Defaults to embed_dim // num_heads.
+  rope_theta: float = 10000.0
+  rope_scaling: RopeScaling | None = None
+  rms_norm_eps: float = 1e-6
+  qkv_bias: bool = False
+  tie_embeddings: bool = False
+  max_position_embeddings: int = 32768
+  dtype: str = 'float32'  # Computation dtype.
+  param_dtype: str = 'float32'
+  remat: str = 'none'  # 'none' | 'full' | 'dots' (save matmul outputs).
+  init_std: float = 0.02
+  model_type: str = 'qwen2'  # 'qwen2' | 'llama': the HF architecture on export.
+  bos_token_id: int | None = None
+  eos_token_id: int | None = None
+
+  def __post_init__(self):
+    if isinstance(self.rope_scaling, dict):
+      object.__setattr__(self, 'rope_scaling', RopeScaling(**self.rope_scaling))
+    if self.num_heads % self.num_kv_heads:
+      raise ValueError(
+          f'num_heads={self.num_heads} is not a multiple of '
+          f'num_kv_heads={self.num_kv_heads}')
+    for name in ('dtype', 'param_dtype'):
+      if getattr(self, name) not in ('float32', 'bfloat16', 'float16'):
+        raise ValueError(f'{name}={getattr(self, name)!r}: expected float32, '
+                         'bfloat16 or float16')
+    if self.remat not in ('none', 'full', 'dots'):
+      raise ValueError(f'remat={self.remat!r}: expected none, full or dots')
+
+  @property
+  def head_size(self) -> int:
+    return self.head_dim or self.embed_dim // self.num_heads
+
+  @property
+  def jnp_dtype(self):
+    return jnp.dtype(self.dtype)
+
+  @property
+  def jnp_param_dtype(self):
+    return jnp.dtype(self.param_dtype)
+
+  def num_params(self) -> int:
+    d, f, h, k, hd = (self.embed_dim, self.mlp_dim, self.num_heads,
+                      self.num_kv_heads, self.head_size)
+    attn = d * h * hd * 2 + d * k * hd * 2
+    if self.qkv_bias:
+      attn += (h + 2 * k) * hd
+    layer = attn + 3 * d * f + 2 * d
+    emb = self.vocab_size * d * (1 if self.tie_embeddings else 2)
+    return self.num_layers * layer + emb + d
+
+  def replace(self, **kw) -> 'TransformerConfig':
+    return dataclasses.replace(self, **kw)
+
+  @classmethod
+  def from_preset(cls, name: str, **overrides) -> 'TransformerConfig':
+    if name not in PRESETS:
+      raise ValueError(f'Unknown model preset {name!r}; known: {sorted(PRESETS)}')
+    return dataclasses.replace(PRESETS[name], **overrides)
+
+
+def _qwen(layers, d, f, h, k, vocab=151936, tie=True, theta=1e6, eps=1e-6):
+  return TransformerConfig(
+      vocab_size=vocab, num_layers=layers, embed_dim=d, mlp_dim=f,
+      num_heads=h, num_kv_heads=k, rope_theta=theta, rms_norm_eps=eps,
+      qkv_bias=True, tie_embeddings=tie, model_type='qwen2',
+      eos_token_id=151643)
+
+
+def _llama(layers, d, f, h, k, tie=False):
+  return TransformerConfig(
+      vocab_size=128256, num_layers=layers, embed_dim=d, mlp_dim=f,
+      num_heads=h, num_kv_heads=k, head_dim=d // h, rope_theta=500000.0,
+      rope_scaling=RopeScaling(
+          factor=32.0 if tie else 8.0,
+          original_max_position_embeddings=8192),
+      rms_norm_eps=1e-5, tie_embeddings=tie, max_position_embeddings=131072,
+      model_type='llama', bos_token_id=128000, eos_token_id=128001)
+
+
+PRESETS: dict[str, TransformerConfig] = {
+    'qwen2.5-0.5b': _qwen(24, 896, 4864, 14, 2),
+    'qwen2.5-1.5b': _qwen(28, 1536, 8960, 12, 2),
+    'qwen2.5-3b': _qwen(36, 2048, 11008, 16, 2),
+    'qwen2.5-7b': _qwen(28, 3584, 18944, 28, 4, vocab=152064, tie=False),
+    'qwen2.5-14b': _qwen(48, 5120, 13824, 40, 8, vocab=152064, tie=False,
+                         eps=1e-5),
+    'llama3.2-1b': _llama(16, 2048, 8192, 32, 8, tie=True),
+    'llama3.2-3b': _llama(28, 3072, 8192, 24, 8, tie=True),
+    'llama3.1-8b': _llama(32, 4096, 14336, 32, 8),
+    # Bench shape of tools/bench_train.py (40.5M parameters).
+    'bench-40m': TransformerConfig(
+        vocab_size=32000, num_layers=8, embed_dim=512, mlp_dim=1280,
+        num_heads=8, num_kv_heads=8, qkv_bias=True, tie_embeddings=True),
+    # Few-thousand-parameter model for numeric tests.
+    'tiny': TransformerConfig(
+        vocab_size=64, num_layers=2, embed_dim=32, mlp_dim=64, num_heads=4,
+        num_kv_heads=2, qkv_bias=True, tie_embeddings=False),
+}
+
+
+# Rotary embeddings -------------------------------------------------------------
+
+
+def rope_inv_freq(config: TransformerConfig) -> np.ndarray:
+  """Inverse frequencies [head_dim // 2], with Llama-3 scaling if configured."""
+  dim = config.head_size
+  inv_freq = 1.0 / (config.rope_theta
+                    ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+  s = config.rope_scaling
+  if s is None:
+    return inv_freq.astype(np.float32)
+  low_wavelen = s.original_max_position_embeddings / s.low_freq_factor
+  high_wavelen = s.original_max_position_embeddings / s.high_freq_factor
+  wavelen = 2 * math.pi / inv_freq
+  scaled = np.where(wavelen > low_wavelen, inv_freq / s.factor, inv_freq)
+  smooth = ((s.original_max_position_embeddings / wavelen - s.low_freq_factor)
+            / (s.high_freq_factor - s.low_freq_factor))
+  smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled
+  medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+  return np.where(medium, smoothed, scaled).astype(np.float32)
+
+
+def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
+  """Rotates x [B, T, N, D] by positions [B, T] (rotate-half convention)."""
+  freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, D/2]
+  cos = jnp.cos(freqs)[:, :, None, :]
+  sin = jnp.sin(freqs)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+# Layers ------------------------------------------------------------------------
+
+
+def _init(config: TransformerConfig, names):
+  return nn.with_logical_partitioning(
+      nn.initializers.normal(config.init_std), names)
+
+
+class RMSNorm(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    cfg = self.config
+    scale = self.param('scale', nn.with_logical_partitioning(
+        nn.initializers.ones, ('norm',)), (x.shape[-1],), cfg.jnp_param_dtype)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True)
+                            + cfg.rms_norm_eps)
+    return scale.astype(cfg.jnp_dtype) * y.astype(cfg.jnp_dtype)
+
+
+def attention_mask(segment_ids: Array, kv_segment_ids: Array | None = None,
+                   q_index: Array | None = None,
+                   kv_index: Array | None = None) -> Array:
+  """Boolean [B, 1, T, S] mask: causal by index and same segment.
+
+  Tokens of different packed examples (segment ids) never attend to each
+  other. Segment id 0 marks padding; padding attends only to padding, so no
+  row of the softmax is empty.
+  """
+  kv_segment_ids = segment_ids if kv_segment_ids is None else kv_segment_ids
+  t, s = segment_ids.shape[1], kv_segment_ids.shape[1]
+  q_index = jnp.arange(t)[None] if q_index is None else q_index
+  kv_index = jnp.arange(s)[None] if kv_index is None else kv_index
+  causal = q_index[:, :, None] >= kv_index[:, None, :]
+  same = segment_ids[:, :, None] == kv_segment_ids[:, None, :]
+  return (causal & same)[:, None]
+
+
+def dot_product_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
+  """Grouped-query attention.
+
+  q: [B, T, H, D], k/v: [B, S, K, D], mask: [B, 1, T, S] -> [B, T, H, D].
+  Scores and softmax are computed in float32.
+  """
+  b, t, h, d = q.shape
+  kv = k.shape[2]
+  q = q.reshape(b, t, kv, h // kv, d)
+  scores = jnp.einsum('btkgd,bskd->bkgts', q, k,
+                      preferred_element_type=jnp.float32) / math.sqrt(d)
+  scores = jnp.where(mask[:, :, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  out = jnp.einsum('bkgts,bskd->btkgd', probs, v)
+  return out.reshape(b, t, h, d)
+
+
+class Attention(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x: Array, positions: Array, mask: Array) -> Array:
+    cfg = self.config
+    hd = cfg.head_size
+    dense = lambda feats, names, bias, name: nn.DenseGeneral(
+        feats, use_bias=bias, dtype=cfg.jnp_dtype,
+        param_dtype=cfg.jnp_param_dtype, kernel_init=_init(cfg, names),
+        bias_init=nn.with_logical_partitioning(
+            nn.initializers.zeros, names[1:]), name=name)
+    q = dense((cfg.num_heads, hd), ('embed', 'heads', 'head_dim'),
+              cfg.qkv_bias, 'q_proj')(x)
+    k = dense((cfg.num_kv_heads, hd), ('embed', 'kv_heads', 'head_dim'),
+              cfg.qkv_bias, 'k_proj')(x)
+    v = dense((cfg.num_kv_heads, hd), ('embed', 'kv_heads', 'head_dim'),
+              cfg.qkv_bias, 'v_proj')(x)
+    q = constrain(q, ('act_batch', 'act_length', 'act_heads', None))
+    k = constrain(k, ('act_batch', 'act_length', 'act_kv_heads', None))
+    v = constrain(v, ('act_batch', 'act_length', 'act_kv_heads', None))
+    inv_freq = rope_inv_freq(cfg)
+    q = apply_rope(q, positions, inv_freq)
+    k = apply_rope(k, positions, inv_freq)
+    out = dot_product_attention(q, k, v, mask)  # [B, T, H, D]
+    out = constrain(out, ('act_batch', 'act_length', 'act_heads', None))
+    return nn.DenseGeneral(
+        cfg.embed_dim, axis=(-2, -1), use_bias=False, dtype=cfg.jnp_dtype,
+        param_dtype=cfg.jnp_param_dtype,
+        kernel_init=_init(cfg, ('heads', 'head_dim', 'embed')),
+        name='o_proj')(out)
+
+
+class MLP(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    cfg = self.config
+    dense = lambda feats, names, name: nn.Dense(
+        feats, use_bias=False, dtype=cfg.jnp_dtype,
+        param_dtype=cfg.jnp_param_dtype, kernel_init=_init(cfg, names),
+        name=name)
+    gate = dense(cfg.mlp_dim, ('embed', 'mlp'), 'gate_proj')(x)
+    up = dense(cfg.mlp_dim, ('embed', 'mlp'), 'up_proj')(x)
+    h = constrain(nn.silu(gate) * up, ('act_batch', 'act_length', 'act_mlp'))
+    return dense(cfg.embed_dim, ('mlp', 'embed'), 'down_proj')(h)
+
+
+class DecoderLayer(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x: Array, positions: Array, mask: Array) -> Array:
+    cfg = self.config
+    x = constrain(x, ('act_batch', 'act_length', 'act_embed'))
+    h = RMSNorm(cfg, name='input_layernorm')(x)
+    x = x + Attention(cfg, name='self_attn')(h, positions, mask)
+    h = RMSNorm(cfg, name='post_attention_layernorm')(x)
+    x = x + MLP(cfg, name='mlp')(h)
+    return constrain(x, ('act_batch', 'act_length', 'act_embed'))
+
+
+class Transformer(nn.Module):
+  """Decoder. `apply({'params': p}, tokens)` -> float32 logits [B, T, V]."""
+
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, tokens: Array, positions: Array | None = None,
+               segment_ids: Array | None = None, *,
+               return_hidden: bool = False) -> Any:
+    """tokens, positions, segment_ids: int32 [B, T].
+
+    positions default to 0..T-1 and segment_ids to one segment (a plain causal
+    sequence). With `return_hidden=True` returns (logits, final hidden states
+    [B, T, D] after the last norm), for value / reward heads.
+    """
+    cfg = self.config
+    if tokens.ndim != 2:
+      raise ValueError(f'tokens must be [B, T], got shape {tokens.shape}')
+    b, t = tokens.shape
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    if segment_ids is None:
+      segment_ids = jnp.ones((b, t), jnp.int32)
+    mask = attention_mask(segment_ids)
+
+    embed = nn.Embed(
+        cfg.vocab_size, cfg.embed_dim, dtype=cfg.jnp_dtype,
+        param_dtype=cfg.jnp_param_dtype,
+        embedding_init=_init(cfg, ('vocab', 'embed')), name='embed_tokens')
+    x = embed(tokens)
+    layer_cls = DecoderLayer
+    if cfg.remat != 'none':
+      policy = (jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+                if cfg.remat == 'dots' else None)
+      layer_cls = nn.remat(DecoderLayer, policy=policy)
+    for i in range(cfg.num_layers):
+      x = layer_cls(cfg, name=f'layers_{i}')(x, positions, mask)
+    hidden = RMSNorm(cfg, name='norm')(x)
+    if cfg.tie_embeddings:
+      logits = embed.attend(hidden)
+    else:
+      logits = nn.Dense(
+          cfg.vocab_size, use_bias=False, dtype=cfg.jnp_dtype,
+          param_dtype=cfg.jnp_param_dtype,
+          kernel_init=_init(cfg, ('embed', 'vocab')), name='lm_head')(hidden)
+    logits = constrain(logits.astype(jnp.float32),
+                       ('act_batch', 'act_length', 'act_vocab'))
+    return (logits, hidden) if return_hidden else logits
+
+
+def init_params(config: TransformerConfig, rng: Array) -> Any:
+  """Unboxed random parameters (small models; big ones: train/state.py)."""
+  tokens = jnp.zeros((1, 1), jnp.int32)
+  return nn.unbox(Transformer(config).init(rng, tokens)['params'])
+
+
+def abstract_params(config: TransformerConfig) -> Any:
+  """Boxed ShapeDtypeStructs of the parameters (nothing is allocated)."""
+  tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+  return jax.eval_shape(
+      lambda r, t: Transformer(config).init(r, t)['params'],
+      jax.ShapeDtypeStruct((2,), jnp.uint32), tokens)

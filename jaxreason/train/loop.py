@@ -1,0 +1,121 @@
+"""Pieces every trainer shares: model/tokenizer from config, resume, logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any, Mapping
+
+from absl import logging
+import jax
+import ml_collections
+
+from jaxreason.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
+from jaxreason.models import hf
+from jaxreason.models.transformer import TransformerConfig
+from jaxreason.train.checkpoint import Checkpointer
+from jaxreason.train.metrics import MetricWriter, Progress
+
+
+def to_dict(cfg: Any) -> dict:
+  if isinstance(cfg, ml_collections.ConfigDict):
+    return cfg.to_dict()
+  return dict(cfg)
+
+
+def tokenizer_from_config(cfg: Mapping[str, Any]) -> Tokenizer:
+  """`kind='char'` (the synthetic tasks) or `path=DIR` (HF / SentencePiece)."""
+  cfg = to_dict(cfg)
+  if cfg.get('path'):
+    return load_tokenizer(cfg['path'])
+  if cfg.get('kind', 'char') == 'char':
+    return CharTokenizer()
+  raise ValueError(f"tokenizer: set path=DIR or kind='char', got {cfg}")
+
+
+def model_config_from(cfg: Mapping[str, Any], vocab_size: int | None = None
+                      ) -> TransformerConfig:
+  """TransformerConfig from `config.model`.
+
+  `preset` picks a named shape (other fields override it); `hf_checkpoint`
+  reads the shape from a Hugging Face folder; `vocab_size=0` takes the
+  tokenizer's vocabulary size.
+  """
+  cfg = {k: v for k, v in to_dict(cfg).items()}
+  preset = cfg.pop('preset', None)
+  ckpt = cfg.pop('hf_checkpoint', None)
+  if ckpt:
+    path = os.path.join(ckpt, 'config.json')
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'model.hf_checkpoint: {path} does not exist')
+    with open(path) as f:
+      base = hf.config_from_hf(json.load(f))
+    return base.replace(**cfg)
+  if preset:
+    base = TransformerConfig.from_preset(preset, **cfg)
+  else:
+    base = TransformerConfig(**cfg)
+  if not base.vocab_size:
+    if vocab_size is None:
+      raise ValueError('model.vocab_size=0 needs a tokenizer vocabulary')
+    base = base.replace(vocab_size=vocab_size)
+  return base
+
+
+class StopRequested:
+  """Set by SIGTERM (pre-emption): the loop saves and exits cleanly."""
+
+  def __init__(self):
+    self.flag = False
+    try:
+      signal.signal(signal.SIGTERM, self._handler)
+    except ValueError:  # Not in the main thread (e.g. a notebook worker).
+      pass
+
+  def _handler(self, *_):
+    logging.warning('SIGTERM: saving a checkpoint and stopping')
+    self.flag = True
+
+
+class RunContext:
+  """Checkpointing, metrics and progress of one training run in `workdir`."""
+
+  def __init__(self, workdir: str, total_steps: int, *, save_every: int,
+               log_every: int, max_to_keep: int = 3, async_save: bool = True):
+    self.workdir = workdir
+    os.makedirs(workdir, exist_ok=True)
+    self.ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'),
+                             save_every=save_every, max_to_keep=max_to_keep,
+                             async_save=async_save)
+    self.writer = MetricWriter(workdir)
+    self.total_steps = total_steps
+    self.log_every = log_every
+    self.progress: Progress | None = None
+    self.stop = StopRequested()
+
+  def restore_or_init(self, abstract_state, init_fn, data_iter=None):
+    """Latest checkpoint if there is one, else `init_fn()`; returns (state, step)."""
+    if self.ckpt.latest_step() is not None:
+      state, _ = self.ckpt.restore(abstract_state, data_iter)
+      start = int(jax.device_get(state.step))
+      logging.info('Resuming from step %d', start)
+    else:
+      state, start = init_fn(), 0
+    self.progress = Progress(self.total_steps, start)
+    return state, start
+
+  def after_step(self, step: int, state, metrics, *, tokens: float,
+                 data_iter=None) -> bool:
+    """Logs, saves when due; `step` counts completed steps. True = stop now."""
+    stats = self.progress.update(step, tokens)
+    last = step == self.total_steps or self.stop.flag
+    if step % self.log_every == 0 or last:
+      values = self.writer.write(step, {**metrics, **stats})
+      logging.info('%s', self.progress.line(step, stats, values))
+    self.ckpt.save(step, state, data_iter, force=last)
+    return self.stop.flag
+
+  def close(self) -> None:
+    self.ckpt.close()
+    self.writer.close()

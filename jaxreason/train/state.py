@@ -1,0 +1,147 @@
+"""Train state and its sharded creation.
+
+State is created as `jax.eval_shape(init)` -> shardings from the logical axis
+rules -> `jax.jit(init, out_shardings=...)`, so every device materialises only
+its own shard: a model that does not fit on one device can still be created.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxreason.sharding import rules as rules_lib
+
+
+class Mask:
+  """A hashable, static pytree of bools (e.g. which params train).
+
+  Lives in the static part of `TrainState`, so it is never traced.
+  """
+
+  def __init__(self, tree: Any):
+    self.tree = tree
+    leaves, self._treedef = jax.tree.flatten(tree)
+    self._key = (tuple(bool(x) for x in leaves), self._treedef)
+
+  def __hash__(self):
+    return hash(self._key)
+
+  def __eq__(self, other):
+    return isinstance(other, Mask) and self._key == other._key
+
+  def __repr__(self):
+    n = len(self._key[0])
+    return f'Mask({sum(self._key[0])}/{n} trainable)'
+
+
+@flax.struct.dataclass
+class TrainState:
+  """step: int32 scalar; params; opt_state; static optimizer and mask."""
+
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  trainable: Mask | None = flax.struct.field(pytree_node=False, default=None)
+
+  def apply_gradients(self, grads: Any) -> 'TrainState':
+    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    params = optax.apply_updates(self.params, updates)
+    return self.replace(step=self.step + 1, params=params, opt_state=opt_state)
+
+
+def _unbox(tree):
+  return nn.unbox(tree)
+
+
+def state_shardings(abstract_state: TrainState, boxed_params: Any, mesh: Mesh,
+                    rules: rules_lib.LogicalRules) -> TrainState:
+  """Shardings for a TrainState whose params have the given logical boxes.
+
+  Optimizer moments mirror their parameter's sharding (matched by shape
+  and position through `optax.tree_map_params`); counters are replicated.
+  """
+  param_sh = rules_lib.param_shardings(boxed_params, mesh, rules)
+  replicated = NamedSharding(mesh, P())
+
+  masked = optax.MaskedNode
+
+  def param_like(leaf, sharding):
+    return leaf if isinstance(leaf, masked) else sharding
+
+  opt_sh = optax.tree_map_params(
+      abstract_state.tx, param_like, abstract_state.opt_state, param_sh,
+      transform_non_params=lambda _: replicated,
+      is_leaf=lambda x: isinstance(x, (NamedSharding, masked)))
+  return abstract_state.replace(
+      step=replicated, params=param_sh, opt_state=opt_sh)
+
+
+def _make_init(init_params, tx_factory, rng, trainable):
+  boxed = jax.eval_shape(init_params, rng)
+  mask = None if trainable is None else Mask(trainable(_unbox(boxed)))
+  tx = tx_factory(None if mask is None else mask.tree)
+
+  def init(rng):
+    params = _unbox(init_params(rng))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=tx.init(params), tx=tx, trainable=mask)
+
+  return init, boxed
+
+
+def abstract_train_state(
+    init_params: Callable[[jax.Array], Any],
+    tx_factory: Callable[[Any], optax.GradientTransformation],
+    rng: jax.Array,
+    mesh: Mesh,
+    rules: rules_lib.LogicalRules = rules_lib.DEFAULT_RULES,
+    trainable: Callable[[Any], Any] | None = None,
+) -> tuple[TrainState, TrainState, Callable[[jax.Array], TrainState]]:
+  """Shapes and shardings of the state, and its init function.
+
+  Args:
+    init_params: rng -> params, possibly boxed with logical axis names
+      (`Transformer(cfg).init(rng, tokens)['params']`).
+    tx_factory: trainable mask (pytree of bools or None) -> optimizer.
+    rng: PRNG key for initialisation.
+    mesh: device mesh.
+    rules: logical-to-mesh rules.
+    trainable: optional params -> pytree of bools (False = frozen).
+
+  Returns:
+    (abstract, shardings, init): `jax.ShapeDtypeStruct`s carrying their
+    shardings (for AOT compilation and checkpoint restore), the sharding tree,
+    and `init(rng) -> TrainState`.
+  """
+  init, boxed = _make_init(init_params, tx_factory, rng, trainable)
+  abstract = jax.eval_shape(init, rng)
+  shardings = state_shardings(abstract, boxed, mesh, rules)
+  with_sh = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+      abstract, shardings)
+  return with_sh, shardings, init
+
+
+def create_train_state(init_params, tx_factory, rng, mesh,
+                       rules=rules_lib.DEFAULT_RULES, trainable=None
+                       ) -> tuple[TrainState, TrainState]:
+  """Initialises a sharded TrainState; arguments as `abstract_train_state`.
+
+  Returns (state, shardings).
+  """
+  _, shardings, init = abstract_train_state(
+      init_params, tx_factory, rng, mesh, rules, trainable)
+  return jax.jit(init, out_shardings=shardings)(rng), shardings
+
+
+def param_count(params: Any) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
