@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from jaxreason.recipes import sft
 from jaxreason.sharding.mesh import maybe_initialize_distributed
+from jaxreason.train.loop import quiet_library_logs
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Checkpoints and logs.')
@@ -27,6 +28,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   del argv
   maybe_initialize_distributed(_MULTIHOST.value)
+  quiet_library_logs()
   result = sft.train(_CONFIG.value, _WORKDIR.value)
   logging.info('Result: %s', json.dumps(
       {k: v for k, v in result.items()}, indent=1, default=str))

@@ -8,6 +8,13 @@ embeddings. Every parameter carries logical axis names (see
   model = Transformer(TransformerConfig.from_preset('qwen2.5-0.5b'))
   logits = model.apply({'params': params}, tokens)        # [B, T, V] float32
 
+Cache mode (sampling, `jaxreason/sampling`): with `cache=` a KV cache (a pytree
+with k, v [L, B, S, K, D] and lengths [B]), `tokens` [B, T] is a right-padded
+chunk of new tokens per row, appended at each row's length:
+
+  logits, cache = model.apply({'params': params}, tokens, cache=cache,
+                              num_new=num_new)           # [B, T, V], cache
+
 Parameter names follow the Hugging Face modules (`layers_3/self_attn/q_proj`)
 so that `hf.py` is a plain renaming plus transposes.
 """
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -242,7 +249,9 @@ class Attention(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, x: Array, positions: Array, mask: Array) -> Array:
+  def __call__(self, x: Array, positions: Array, mask: Array | None,
+               cache: LayerCache | None = None) -> Any:
+    """-> [B, T, D]; with a cache, (output, cache with this layer written)."""
     cfg = self.config
     hd = cfg.head_size
     dense = lambda feats, names, bias, name: nn.DenseGeneral(
@@ -262,13 +271,18 @@ class Attention(nn.Module):
     inv_freq = rope_inv_freq(cfg)
     q = apply_rope(q, positions, inv_freq)
     k = apply_rope(k, positions, inv_freq)
-    out = dot_product_attention(q, k, v, mask)  # [B, T, H, D]
+    if cache is None:
+      out = dot_product_attention(q, k, v, mask)  # [B, T, H, D]
+    else:
+      cache = cache.write(k, v)
+      out = cache.attend(q, positions)  # [B, T, H, D]
     out = constrain(out, ('act_batch', 'act_length', 'act_heads', None))
-    return nn.DenseGeneral(
+    out = nn.DenseGeneral(
         cfg.embed_dim, axis=(-2, -1), use_bias=False, dtype=cfg.jnp_dtype,
         param_dtype=cfg.jnp_param_dtype,
         kernel_init=_init(cfg, ('heads', 'head_dim', 'embed')),
         name='o_proj')(out)
+    return out if cache is None else (out, cache)
 
 
 class MLP(nn.Module):
@@ -291,14 +305,21 @@ class DecoderLayer(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, x: Array, positions: Array, mask: Array) -> Array:
+  def __call__(self, x: Array, positions: Array, mask: Array | None,
+               cache: LayerCache | None = None) -> Any:
+    """-> [B, T, D]; with a cache, (output, cache with this layer written)."""
     cfg = self.config
     x = constrain(x, ('act_batch', 'act_length', 'act_embed'))
     h = RMSNorm(cfg, name='input_layernorm')(x)
-    x = x + Attention(cfg, name='self_attn')(h, positions, mask)
+    if cache is None:
+      x = x + Attention(cfg, name='self_attn')(h, positions, mask)
+    else:
+      attn, cache = Attention(cfg, name='self_attn')(h, positions, mask, cache)
+      x = x + attn
     h = RMSNorm(cfg, name='post_attention_layernorm')(x)
     x = x + MLP(cfg, name='mlp')(h)
-    return constrain(x, ('act_batch', 'act_length', 'act_embed'))
+    x = constrain(x, ('act_batch', 'act_length', 'act_embed'))
+    return x if cache is None else (x, cache)
 
 
 class Transformer(nn.Module):

@@ -29,7 +29,24 @@ from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import loop, optim
 from jaxreason.train.state import abstract_train_state
-from jaxreason.train.step import batch_sharding, make_train_step
+from jaxreason.train.step import LossFn, batch_sharding, make_train_step
+
+
+def make_loss_fn(model: Transformer) -> LossFn:
+  """`loss_fn(params, batch, rng, frozen)`: masked next-token loss.
+
+  `batch` holds int32 [B, T] 'tokens', 'positions', 'segment_ids' and
+  'loss_mask' (see data/pipeline.py); rng and frozen are unused.
+  """
+
+  def loss_fn(params, batch, rng, frozen):
+    del rng, frozen
+    logits = model.apply({'params': params}, batch['tokens'],
+                         batch['positions'], batch['segment_ids'])
+    return sft_loss(logits, batch['tokens'], batch['segment_ids'],
+                    batch['loss_mask'])
+
+  return loss_fn
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -74,14 +91,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   state, start = run.restore_or_init(abstract, fresh_state, data_iter)
 
   # Step.
-  def loss_fn(params, batch, rng, frozen):
-    del rng, frozen
-    logits = model.apply({'params': params}, batch['tokens'],
-                         batch['positions'], batch['segment_ids'])
-    return sft_loss(logits, batch['tokens'], batch['segment_ids'],
-                    batch['loss_mask'])
-
-  train_step = make_train_step(loss_fn, shardings, mesh, schedule=schedule,
+  train_step = make_train_step(make_loss_fn(model), shardings, mesh,
+                               schedule=schedule,
                                rules=rules,
                                grad_accum_steps=config.grad_accum_steps)
   batch_sh = batch_sharding(mesh, rules)

@@ -63,6 +63,27 @@ def model_config_from(cfg: Mapping[str, Any], vocab_size: int | None = None
   return base
 
 
+class _DropInfoFrom:
+  """logging.Filter dropping INFO records from some packages (orbax is chatty)."""
+
+  def __init__(self, packages):
+    self._packages = tuple(f'/{p}/' for p in packages)
+
+  def filter(self, record) -> bool:
+    if record.levelno > 20:
+      return True
+    return not any(p in record.pathname for p in self._packages)
+
+
+def quiet_library_logs(packages=('orbax', 'grain')) -> None:
+  """Keeps warnings from `packages` but drops their INFO lines."""
+  import logging as std_logging  # pylint: disable=g-import-not-at-top
+  filt = _DropInfoFrom(packages)
+  for handler in std_logging.getLogger().handlers + [
+      logging.get_absl_handler()]:
+    handler.addFilter(filt)
+
+
 class StopRequested:
   """Set by SIGTERM (pre-emption): the loop saves and exits cleanly."""
 

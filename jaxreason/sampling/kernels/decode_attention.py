@@ -1,0 +1,290 @@
+"""Pallas decode attention: one new query token per row against its KV cache.
+
+`decode_attention(q, k, v, lengths)` attends each row's query heads to the
+first `lengths[b]` cache entries with an online (flash) softmax over key blocks
+of `block_size`. The block loop's trip count is `ceil(lengths[b] / block_size)`
+per row, so blocks past a row's length are never read: a short chain of thought
+in a cache sized for 32k tokens costs what its tokens cost.
+
+Two small kernels share the math (`_flash_step`):
+
+* GPU (Pallas Triton lowering, selected explicitly with
+  `plgpu.CompilerParams`, since jax's default GPU lowering is Mosaic GPU).
+  Grid (B, K): one program per (row, KV head) handles that head's G query
+  heads, so each K/V block is loaded once per group. K/V stay in global memory
+  (strided [S, D] views); each block load goes to registers. Constraints
+  (Triton needs power-of-two tensor sizes, and `tl.dot` needs M, N, K >= 16):
+  `block_size` and D powers of two >= 16, S >= block_size (S itself is free).
+  G is zero-padded to max(16, next_pow2(G)) query rows.
+* TPU (Mosaic). Grid (B,) with `lengths` scalar-prefetched into SMEM; K/V stay
+  in HBM (`memory_space=ANY`) viewed as [B, S, K*D], and [block_size, K*D]
+  blocks are double-buffered into VMEM by manual DMA. All K heads of a block
+  are handled by one program with a block-diagonal query [H, K*D] (zeros
+  outside its head's D lanes), so no VMEM slice ever splits the lane dim
+  (works for D=64) and every cache byte is still read once; the K-fold MXU
+  work is free in this HBM-bound regime. The wrapper takes the diagonal blocks
+  of the [B, H, K*D] result. Constraints ((8, 128) tiling: second-minor block
+  dims multiple of 8 for f32 / 16 for bf16, or full): `block_size` and S
+  multiples of 8 (f32) / 16 (bf16), S >= block_size; H and K*D are full dims.
+
+The last block is clamped to start at S - block_size when S is not a multiple
+of `block_size`; positions below i * block_size (already seen) or >= length
+are masked in both the logits and V, so garbage (even NaN) past a row's length
+never reaches the output. Softmax state and accumulation are float32; for bf16
+inputs the probabilities are cast to bf16 for the PV matmul (standard flash).
+With `interpret=True` either kernel runs on CPU (the TPU one under TPU
+interpret mode, which simulates its DMAs and checks races / out-of-bounds
+reads); on a CPU backend the kernel is always interpreted.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import tpu as pltpu
+from jax.experimental.pallas import triton as plgpu
+import jax.numpy as jnp
+
+_F32 = jnp.float32
+
+
+def decode_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array,
+                               lengths: jax.Array) -> jax.Array:
+  """Masked full softmax over all S cache entries (plain jnp, float32).
+
+  Args:
+    q: [B, H, D] queries of the new token (H = K * G).
+    k: [B, S, K, D] key cache.
+    v: [B, S, K, D] value cache.
+    lengths: [B] int32, number of valid cache entries per row (>= 1).
+
+  Returns:
+    [B, H, D] attention output in q.dtype. Entries at index >= lengths[b] are
+    ignored even if they hold NaN.
+  """
+  b, h, d = q.shape
+  s, kh = k.shape[1], k.shape[2]
+  valid = jnp.arange(s)[None, :] < lengths[:, None]  # [B, S]
+  vmask = valid[:, :, None, None]
+  kf = jnp.where(vmask, k.astype(_F32), 0.0)
+  vf = jnp.where(vmask, v.astype(_F32), 0.0)
+  qf = q.astype(_F32).reshape(b, kh, h // kh, d)
+  hi = lax.Precision.HIGHEST
+  logits = jnp.einsum('bkgd,bskd->bkgs', qf, kf, precision=hi) / math.sqrt(d)
+  logits = jnp.where(valid[:, None, None, :], logits, -jnp.inf)
+  probs = jax.nn.softmax(logits, axis=-1)
+  out = jnp.einsum('bkgs,bskd->bkgd', probs, vf, precision=hi)
+  return out.reshape(b, h, d).astype(q.dtype)
+
+
+def _block_masks(i, length, block_size: int, seq_len: int):
+  """Start of block i (clamped into the cache) and its row / column masks."""
+  start = jnp.minimum(i * block_size, seq_len - block_size)
+  row = start + lax.broadcasted_iota(jnp.int32, (1, block_size), 1)
+  col = start + lax.broadcasted_iota(jnp.int32, (block_size, 1), 0)
+  new = lambda pos: (pos >= i * block_size) & (pos < length)
+  return start, new(row), new(col)
+
+
+def _flash_step(q, k, v, valid_row, valid_col, carry, *, scale, precision):
+  """One online-softmax step over a key block.
+
+  Args:
+    q: [M, E] queries (inputs' dtype).
+    k: [T, E] key block.
+    v: [T, E] value block.
+    valid_row: [1, T] bool, keys to attend to.
+    valid_col: [T, 1] bool, the same mask laid out along V's rows.
+    carry: (m [M, 1], l [M, 1], acc [M, E]) float32 running max, softmax
+      denominator and unnormalized output.
+    scale: softmax scale.
+    precision: dot precision (HIGHEST makes f32 dots exact on both backends).
+
+  Returns:
+    The updated carry.
+  """
+  m, l, acc = carry
+  dims = (((1,), (1,)), ((), ()))
+  s = lax.dot_general(q, k, dims, precision=precision,
+                      preferred_element_type=_F32) * scale
+  s = jnp.where(valid_row, s, -jnp.inf)  # Block 0 / any read block has a key.
+  m_new = jnp.maximum(m, jnp.max(s, axis=1, keepdims=True))
+  corr = jnp.exp(m - m_new)
+  p = jnp.exp(s - m_new)
+  v = jnp.where(valid_col, v, jnp.zeros_like(v))  # 0 * NaN would leak.
+  pv = lax.dot_general(p.astype(v.dtype), v, (((1,), (0,)), ((), ())),
+                       precision=precision, preferred_element_type=_F32)
+  return m_new, corr * l + jnp.sum(p, axis=1, keepdims=True), corr * acc + pv
+
+
+def _init_carry(rows: int, width: int):
+  return (jnp.full((rows, 1), -jnp.inf, _F32), jnp.zeros((rows, 1), _F32),
+          jnp.zeros((rows, width), _F32))
+
+
+def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, o_ref, *, block_size, scale,
+                precision):
+  """Refs: len [1], q [Gp, D], k/v [S, D] (strided view), o [Gp, D]."""
+  length = len_ref[0]
+  seq_len = k_ref.shape[0]
+  q = q_ref[...]
+
+  def body(i, carry):
+    start, valid_row, valid_col = _block_masks(i, length, block_size, seq_len)
+    blk = pl.ds(start, block_size)
+    return _flash_step(q, k_ref[blk, :], v_ref[blk, :], valid_row, valid_col,
+                       carry, scale=scale, precision=precision)
+
+  carry = _init_carry(*q_ref.shape)
+  _, l, acc = lax.fori_loop(0, pl.cdiv(length, block_size), body, carry)
+  o_ref[...] = (acc / l).astype(o_ref.dtype)
+
+
+def _decode_gpu(q, k, v, lengths, block_size, interpret):
+  b, h, d = q.shape
+  s, kh = k.shape[1], k.shape[2]
+  g = h // kh
+  gp = max(16, pl.next_power_of_2(g))
+  for name, x in (('block_size', block_size), ('head_dim', d)):
+    if x < 16 or x & (x - 1):
+      raise ValueError(f'GPU kernel needs {name} a power of two >= 16: {x}')
+  qg = jnp.pad(q.reshape(b, kh, g, d), ((0, 0), (0, 0), (0, gp - g), (0, 0)))
+  q_spec = pl.BlockSpec((None, None, gp, d), lambda i, j: (i, j, 0, 0))
+  kv_spec = pl.BlockSpec((None, s, None, d), lambda i, j: (i, 0, j, 0))
+  kernel = functools.partial(
+      _gpu_kernel, block_size=block_size, scale=1 / math.sqrt(d),
+      precision=lax.Precision.HIGHEST)  # IEEE f32 (not TF32); no-op for bf16.
+  out = pl.pallas_call(
+      kernel, grid=(b, kh),
+      in_specs=[pl.BlockSpec((1,), lambda i, j: (i,)), q_spec, kv_spec,
+                kv_spec],
+      out_specs=q_spec,
+      out_shape=jax.ShapeDtypeStruct(qg.shape, q.dtype),
+      compiler_params=plgpu.CompilerParams(num_warps=4, num_stages=2),
+      interpret=interpret, name='decode_attention_gpu',
+  )(lengths, qg, k, v)
+  return out[:, :, :g].reshape(b, h, d)
+
+
+def _tpu_kernel(len_ref, q_ref, k_hbm, v_hbm, o_ref, k_buf, v_buf, sems, *,
+                block_size, scale, precision):
+  """Refs: len [B] (SMEM), q [H, KD], k/v [B, S, KD] (HBM), o [H, KD].
+
+  Scratch: k_buf / v_buf [2, block_size, KD] (VMEM), sems DMA[2, 2].
+  """
+  b = pl.program_id(0)
+  length = len_ref[b]
+  seq_len = k_hbm.shape[1]
+  num_blocks = pl.cdiv(length, block_size)
+
+  def copies(i, slot):
+    start = jnp.minimum(i * block_size, seq_len - block_size)
+    blk = pl.ds(pl.multiple_of(start, 8), block_size)
+    return [pltpu.make_async_copy(src.at[b, blk], buf.at[slot], sems.at[j, slot])
+            for j, (src, buf) in enumerate(((k_hbm, k_buf), (v_hbm, v_buf)))]
+
+  for c in copies(0, 0):
+    c.start()
+  q = q_ref[...]
+
+  def body(i, carry):
+    slot = lax.rem(i, 2)
+
+    @pl.when(i + 1 < num_blocks)
+    def _prefetch():
+      for c in copies(i + 1, 1 - slot):
+        c.start()
+
+    for c in copies(i, slot):
+      c.wait()
+    _, valid_row, valid_col = _block_masks(i, length, block_size, seq_len)
+    return _flash_step(q, k_buf[slot], v_buf[slot], valid_row, valid_col,
+                       carry, scale=scale, precision=precision)
+
+  carry = _init_carry(*q_ref.shape)
+  _, l, acc = lax.fori_loop(0, num_blocks, body, carry)
+  o_ref[...] = (acc / l).astype(o_ref.dtype)
+
+
+def _decode_tpu(q, k, v, lengths, block_size, interpret):
+  b, h, d = q.shape
+  s, kh = k.shape[1], k.shape[2]
+  g, kd = h // kh, kh * d
+  sub = 8 * 4 // jnp.dtype(k.dtype).itemsize  # Sublane tile: 8 f32, 16 bf16.
+  if block_size % sub or s % sub:
+    raise ValueError(f'TPU kernel needs block_size ({block_size}) and S ({s}) '
+                     f'multiples of {sub} for {jnp.dtype(k.dtype).name}')
+  eye = jnp.eye(kh, dtype=q.dtype)
+  q_bd = (q.reshape(b, kh, g, 1, d) * eye[None, :, None, :, None]).reshape(
+      b, h, kd)  # Row (j, g) holds q[j * G + g] in lanes [j * D, (j + 1) * D).
+  q_spec = pl.BlockSpec((None, h, kd), lambda i, lens: (i, 0, 0))
+  any_spec = pl.BlockSpec(memory_space=pl.ANY)
+  precision = lax.Precision.HIGHEST if q.dtype == _F32 else None
+  kernel = functools.partial(_tpu_kernel, block_size=block_size,
+                             scale=1 / math.sqrt(d), precision=precision)
+  if interpret:
+    interpret = pltpu.InterpretParams(detect_races=True)
+  out = pl.pallas_call(
+      kernel,
+      grid_spec=pltpu.PrefetchScalarGridSpec(
+          num_scalar_prefetch=1, grid=(b,),
+          in_specs=[q_spec, any_spec, any_spec], out_specs=q_spec,
+          scratch_shapes=[pltpu.VMEM((2, block_size, kd), k.dtype),
+                          pltpu.VMEM((2, block_size, kd), v.dtype),
+                          pltpu.SemaphoreType.DMA((2, 2))]),
+      out_shape=jax.ShapeDtypeStruct((b, h, kd), q.dtype),
+      compiler_params=pltpu.CompilerParams(dimension_semantics=('parallel',)),
+      interpret=interpret, name='decode_attention_tpu',
+  )(lengths, q_bd, k.reshape(b, s, kd), v.reshape(b, s, kd))
+  out = out.reshape(b, kh, g, kh, d)
+  return jnp.stack([out[:, j, :, j] for j in range(kh)], axis=1).reshape(
+      b, h, d)
+
+
+@functools.partial(jax.jit,
+                   static_argnames=('block_size', 'interpret', 'backend'))
+def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                     lengths: jax.Array, *, block_size: int = 256,
+                     interpret: bool = False,
+                     backend: str | None = None) -> jax.Array:
+  """Grouped-query decode attention of one new token per row (Pallas).
+
+  Args:
+    q: [B, H, D] queries of the new token, already RoPE-rotated; H = K * G.
+    k: [B, S, K, D] key cache (S static, e.g. 32768).
+    v: [B, S, K, D] value cache.
+    lengths: [B] int32, valid cache entries per row, 1 <= lengths[b] <= S.
+      Entries at index >= lengths[b] are never used; whole blocks at or past
+      ceil(lengths[b] / block_size) are never read. Values are traced: new
+      lengths do not recompile.
+    block_size: keys per flash step (clamped to S); see the module docstring
+      for the per-backend constraints.
+    interpret: run in Pallas interpret mode (CPU tests). Forced on a CPU
+      backend.
+    backend: 'gpu' (Triton) or 'tpu' (Mosaic); default: jax.default_backend(),
+      with 'gpu' on CPU.
+
+  Returns:
+    [B, H, D] in q.dtype: softmax(q k^T / sqrt(D)) v over each row's valid
+    entries, computed in float32.
+  """
+  b, h, d = q.shape
+  if k.ndim != 4 or k.shape != v.shape or k.shape[::3] != (b, d):
+    raise ValueError(f'Bad shapes: q {q.shape}, k {k.shape}, v {v.shape}')
+  if h % k.shape[2] or lengths.shape != (b,):
+    raise ValueError(f'H={h} must be a multiple of K={k.shape[2]} and lengths '
+                     f'[B]; got lengths {lengths.shape}')
+  platform = jax.default_backend()
+  backend = backend or ('tpu' if platform == 'tpu' else 'gpu')
+  interpret = bool(interpret) or platform == 'cpu'
+  block_size = min(block_size, k.shape[1])
+  lengths = lengths.astype(jnp.int32)
+  if backend == 'gpu':
+    return _decode_gpu(q, k, v, lengths, block_size, interpret)
+  if backend == 'tpu':
+    return _decode_tpu(q, k, v, lengths, block_size, interpret)
+  raise ValueError(f"backend must be 'gpu' or 'tpu', got {backend!r}")

@@ -1,0 +1,591 @@
+r"""SFT training throughput: jaxreason vs transformers + torch AdamW on the CPU.
+
+  JAX_PLATFORMS=cpu python tools/bench_train.py --shapes=bench-40m,bench-124m \
+      --batch=8 --seq_len=512 --steps=5 --warmup=2 --output=bench_train.json
+  # Quick check (seconds):
+  JAX_PLATFORMS=cpu python tools/bench_train.py --shapes=bench-40m --batch=2 \
+      --seq_len=128 --steps=3 --warmup=1 --torch_attn=sdpa,eager --profile
+
+Both sides train the same model: jaxreason initialises the parameters, writes
+them with `hf.save_checkpoint`, and `transformers.AutoModelForCausalLM` loads
+that checkpoint. Both take full float32 AdamW steps (lr 1e-4, same betas, eps
+and weight decay on matrices only) on the same random token batch, with loss =
+mean next-token cross-entropy over all B*(T-1) positions; the losses of the two
+runs are recorded step by step as a check that they train the same thing.
+
+* JAX: the library's real step (`create_train_state` + `make_train_step` with
+  `sft_loss`, all tokens one segment, loss_mask ones) on a 1-device mesh. The
+  step also reports grad_norm, param_norm and accuracy, as in training.
+* torch: `torch.set_num_threads(os.cpu_count())`, `model.train()`, loss from
+  `labels`, backward, `AdamW.step()`, `zero_grad()`. attn_implementation is
+  'sdpa' (the default) and optionally 'eager' (`--torch_attn=sdpa,eager`).
+
+Warmup steps (JAX compilation) are not timed. tokens/s = B*T*steps / time.
+
+FLOPs and MFU. Per trained token (fwd + bwd = 3x fwd):
+  flops/token = 6 * N_matmul + 12 * L * T * H * D_head
+with N_matmul = L * (d*H*Dh*2 + d*K*Dh*2 + 3*d*F) + V*d: the weights of all
+matmuls, counting the output projection (lm_head or the tied embedding) once
+and not the embedding lookup, biases or norms. The second term is attention
+(QK^T and PV, 2*2*T*H*Dh per token forward) counted without causal savings,
+as in PaLM (Chowdhery et al. 2022, app. B). MFU = flops/token * tokens/s /
+peak, where peak is the best float32 matmul rate measured here (n x n @ n x n,
+2n^3 flops, jitted jnp and torch.mm; the larger of the two).
+
+`--profile` adds, per framework: forward-only, forward+backward and
+optimizer-only timings, the number of compilations of the step, whether
+donation freed the old state, XLA's flop count, and the top ops of one step
+(from a JAX profiler trace / torch.profiler).
+
+XLA CPU flags are process-wide: set them in the environment, e.g.
+`XLA_FLAGS=--xla_cpu_use_onednn=true`; they are recorded in the JSON. Faking
+devices (`--xla_force_host_platform_device_count`) is refused: the CPU is one
+device.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gc
+import glob
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxreason.losses.sft import sft_loss
+from jaxreason.models import hf
+from jaxreason.models.transformer import Transformer, TransformerConfig
+from jaxreason.sharding.mesh import make_mesh
+from jaxreason.train import optim
+from jaxreason.train.state import create_train_state
+from jaxreason.train.step import batch_sharding, make_train_step
+
+_SHAPES = flags.DEFINE_list(
+    'shapes', ['bench-40m', 'bench-124m'],
+    'Model shapes: presets of TransformerConfig or those defined here '
+    '(bench-124m).')
+_BATCH = flags.DEFINE_integer('batch', 8, 'Sequences per step.')
+_SEQ_LEN = flags.DEFINE_integer('seq_len', 512, 'Tokens per sequence.')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps.')
+_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (>= 1).')
+_LR = flags.DEFINE_float('lr', 1e-4, 'AdamW learning rate (constant).')
+_WEIGHT_DECAY = flags.DEFINE_float(
+    'weight_decay', 0.0, 'AdamW weight decay, on matrices only, both sides.')
+_FRAMEWORKS = flags.DEFINE_list('frameworks', ['jax', 'torch'],
+                                'Which sides to run.')
+_TORCH_ATTN = flags.DEFINE_list(
+    'torch_attn', ['sdpa'], "transformers attn_implementation(s): sdpa, eager.")
+_MATMUL_N = flags.DEFINE_integer('matmul_n', 2048, 'Peak-rate matmul size.')
+_MATMUL_ITERS = flags.DEFINE_integer('matmul_iters', 10,
+                                     'Matmuls per timing (best of 3).')
+_PROFILE = flags.DEFINE_bool('profile', False,
+                             'Break steps down (fwd/bwd/optimizer, top ops).')
+_TOP_OPS = flags.DEFINE_integer('top_ops', 12, 'Ops listed by --profile.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Init and data seed.')
+_OUTPUT = flags.DEFINE_string('output', 'bench_train.json', 'JSON results.')
+
+# Shapes beyond the library presets: Qwen2 layout, tied embeddings.
+EXTRA_SHAPES = {
+    # GPT-2-small-like width and depth; 123.8M parameters.
+    'bench-124m': TransformerConfig(
+        vocab_size=32000, num_layers=12, embed_dim=768, mlp_dim=2560,
+        num_heads=12, num_kv_heads=12, qkv_bias=True, tie_embeddings=True),
+}
+
+
+def shape_config(name: str) -> TransformerConfig:
+  if name in EXTRA_SHAPES:
+    return EXTRA_SHAPES[name]
+  return TransformerConfig.from_preset(name)
+
+
+def flops_per_token(cfg: TransformerConfig, seq_len: int) -> dict[str, float]:
+  """Training flops per token (see the module docstring)."""
+  d, f, h, k, hd = (cfg.embed_dim, cfg.mlp_dim, cfg.num_heads,
+                    cfg.num_kv_heads, cfg.head_size)
+  n_matmul = (cfg.num_layers * (2 * d * h * hd + 2 * d * k * hd + 3 * d * f)
+              + cfg.vocab_size * d)
+  attn = 12 * cfg.num_layers * seq_len * h * hd
+  return {'n_matmul': n_matmul, 'dense': 6 * n_matmul, 'attention': attn,
+          'total': 6 * n_matmul + attn}
+
+
+def _time_loop(fn: Callable[[], Any], n: int) -> list[float]:
+  times = []
+  for _ in range(n):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return times
+
+
+# Peak matmul rate ---------------------------------------------------------------
+
+
+def matmul_rates(n: int, iters: int) -> dict[str, Any]:
+  """Best-of-3 float32 n^3 matmul FLOP/s of jnp and torch, and a check of
+  whether `jax_default_matmul_precision` changes speed or accuracy on CPU."""
+  import torch  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  a_np = rng.standard_normal((n, n), dtype=np.float32)
+  b_np = rng.standard_normal((n, n), dtype=np.float32)
+  ref = a_np.astype(np.float64) @ b_np.astype(np.float64)
+  flops = 2.0 * n**3
+  a, b = jnp.asarray(a_np), jnp.asarray(b_np)
+
+  def jax_rate(precision, reps):
+    ctx = (jax.default_matmul_precision(precision) if precision
+           else contextlib.nullcontext())
+    with ctx:
+      f = jax.jit(lambda x, y: x @ y)
+      c = f(a, b).block_until_ready()
+      best = min(min(_time_loop(lambda: f(a, b).block_until_ready(), reps))
+                 for _ in range(3))
+    err = float(np.abs(np.asarray(c) - ref).max() / np.abs(ref).max())
+    return flops / best, err
+
+  jax_flops, jax_err = jax_rate(None, iters)
+  precision_check = {'default': {'flops_per_s': jax_flops, 'max_rel_err': jax_err}}
+  for p in ('highest', 'bfloat16'):
+    r, e = jax_rate(p, max(2, iters // 3))
+    precision_check[p] = {'flops_per_s': r, 'max_rel_err': e}
+
+  ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+  with torch.no_grad():
+    c = torch.mm(ta, tb)
+    best = min(min(_time_loop(lambda: torch.mm(ta, tb), iters))
+               for _ in range(3))
+  torch_flops = flops / best
+  torch_err = float(np.abs(c.numpy() - ref).max() / np.abs(ref).max())
+  return {
+      'n': n, 'jax_flops_per_s': jax_flops, 'torch_flops_per_s': torch_flops,
+      'peak_flops_per_s': max(jax_flops, torch_flops),
+      'jax_max_rel_err': jax_err, 'torch_max_rel_err': torch_err,
+      'jax_precision_check': precision_check,
+  }
+
+
+# JAX side -----------------------------------------------------------------------
+
+
+def _optim_cfg() -> dict[str, Any]:
+  return dict(name='adamw', lr=_LR.value, schedule='constant', b1=0.9,
+              b2=0.999, eps=1e-8, weight_decay=_WEIGHT_DECAY.value)
+
+
+def _make_loss_fn(model: Transformer):
+  def loss_fn(params, batch, rng, frozen):
+    del rng, frozen
+    logits = model.apply({'params': params}, batch['tokens'],
+                         batch['positions'], batch['segment_ids'])
+    return sft_loss(logits, batch['tokens'], batch['segment_ids'],
+                    batch['loss_mask'])
+  return loss_fn
+
+
+def jax_init_and_save(cfg: TransformerConfig, ckpt_dir: str):
+  """(state, shardings, mesh): a fresh sharded state, also saved as HF."""
+  mesh = make_mesh([('data', 1), ('fsdp', 1), ('tensor', 1)],
+                   devices=jax.devices()[:1])
+  model = Transformer(cfg)
+  init = lambda r: model.init(r, jnp.zeros((1, 1), jnp.int32))['params']
+  tx_factory = lambda mask: optim.make_optimizer(_optim_cfg(), mask)[0]
+  state, shardings = create_train_state(
+      init, tx_factory, jax.random.PRNGKey(_SEED.value), mesh)
+  hf.save_checkpoint(ckpt_dir, cfg, state.params)
+  return state, shardings, mesh
+
+
+def run_jax(cfg, state, shardings, mesh, batch_np) -> dict[str, Any]:
+  model = Transformer(cfg)
+  loss_fn = _make_loss_fn(model)
+  step = make_train_step(loss_fn, shardings, mesh)
+  batch = jax.device_put(batch_np, batch_sharding(mesh))
+  rng = jax.random.PRNGKey(_SEED.value + 1)
+  losses = []
+
+  def one():
+    nonlocal state
+    state, metrics = step(state, batch, rng)
+    losses.append(float(metrics['loss']))  # Blocks on the step.
+
+  warm = _time_loop(one, _WARMUP.value)
+  old_leaf = jax.tree.leaves(state.params)[0]
+  times = _time_loop(one, _STEPS.value)
+  out = {
+      'step_times_s': times, 'first_step_s': warm[0], 'losses': losses,
+      'compilations': getattr(step, '_cache_size', lambda: None)(),
+      'donated': bool(old_leaf.is_deleted()),
+  }
+  if _PROFILE.value:
+    out['profile'] = profile_jax(step, state, batch, rng, loss_fn)
+  return out
+
+
+def _hlo_ops(hlo: str) -> dict[str, dict[str, str]]:
+  """Instruction name -> {opcode, shape, contains, op_name} from HLO text."""
+  comps: dict[str, list[tuple[str, str, str, str]]] = {}
+  current = None
+  line_re = re.compile(
+      r'^\s*(?:ROOT )?%?(\S+) = (.*?) ([a-z][\w\-]*)\((.*)$')
+  for line in hlo.splitlines():
+    head = re.match(r'^(?:ENTRY )?%?(\S+) \(.*\{$', line)
+    if head:
+      current = comps.setdefault(head.group(1), [])
+      continue
+    m = line_re.match(line)
+    if m and current is not None:
+      current.append(m.groups())
+  ops = {}
+  for instrs in comps.values():
+    for name, shape, opcode, rest in instrs:
+      called = re.search(r'calls=%?([\w.\-]+)', rest)
+      inner = {o for _, _, o, _ in comps.get(called.group(1), [])} if called \
+          else set()
+      op_name = re.search(r'op_name="([^"]*)"', rest)
+      ops[name] = {'opcode': opcode, 'shape': shape.split('{')[0],
+                   'contains': ','.join(sorted(
+                       inner & {'dot', 'convolution', 'scatter', 'gather',
+                                'reduce', 'transpose', 'copy', 'exponential',
+                                'custom-call'})),
+                   'op_name': op_name.group(1) if op_name else ''}
+  return ops
+
+
+def _category(info: dict[str, str]) -> str:
+  kinds = set(info['contains'].split(',')) | {info['opcode']}
+  for cat in ('dot', 'convolution', 'custom-call', 'scatter', 'gather',
+              'reduce', 'transpose', 'copy'):
+    if cat in kinds:
+      return 'matmul' if cat in ('dot', 'convolution') else cat
+  return 'elementwise'
+
+
+def _trace_op_times(trace_dir: str, module_prefix: str) -> dict[str, float]:
+  """Seconds per HLO instruction of the module, summed over a trace."""
+  files = sorted(glob.glob(os.path.join(trace_dir, '**', '*.xplane.pb'),
+                           recursive=True))
+  times: dict[str, float] = collections.defaultdict(float)
+  pd = jax.profiler.ProfileData.from_file(files[-1])
+  for plane in pd.planes:
+    for line in plane.lines:
+      for ev in line.events:
+        stats = dict(ev.stats)
+        if (str(stats.get('hlo_module', '')).startswith(module_prefix)
+            and 'hlo_op' in stats):
+          times[str(stats['hlo_op'])] += ev.duration_ns * 1e-9
+  return times
+
+
+def profile_jax(step, state, batch, rng, loss_fn) -> dict[str, Any]:
+  """Forward / backward / optimizer split, XLA flops, top ops of one step."""
+  n = max(2, _STEPS.value)
+  plain = lambda p, b: loss_fn(p, b, None, None)
+  fwd = jax.jit(lambda p, b: plain(p, b)[0])
+  fwd_bwd = jax.jit(jax.value_and_grad(plain, has_aux=True))
+
+  def opt_update(params, opt_state, grads):
+    updates, opt_state = state.tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  opt = jax.jit(opt_update)
+  med = lambda f: statistics.median(_time_loop(f, n))
+  block = jax.block_until_ready
+  block(fwd(state.params, batch))
+  t_fwd = med(lambda: block(fwd(state.params, batch)))
+  (_, _), grads = block(fwd_bwd(state.params, batch))
+  t_fwd_bwd = med(lambda: block(fwd_bwd(state.params, batch)))
+  block(opt(state.params, state.opt_state, grads))
+  t_opt = med(lambda: block(opt(state.params, state.opt_state, grads)))
+  del grads
+
+  t0 = time.perf_counter()
+  compiled = step.lower(state, batch, rng).compile()
+  relower_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  ops = _hlo_ops(compiled.as_text())
+  with tempfile.TemporaryDirectory() as trace_dir:
+    with jax.profiler.trace(trace_dir):
+      t0 = time.perf_counter()
+      state, metrics = step(state, batch, rng)
+      block(metrics)
+      traced_s = time.perf_counter() - t0
+    op_times = _trace_op_times(trace_dir, 'jit_step')
+  total = sum(op_times.values()) or 1.0
+  by_cat: dict[str, float] = collections.defaultdict(float)
+  for name, t in op_times.items():
+    by_cat[_category(ops.get(name, {'opcode': name, 'contains': ''}))] += t
+  top = sorted(op_times.items(), key=lambda kv: -kv[1])[:_TOP_OPS.value]
+  return {
+      'forward_s': t_fwd, 'forward_backward_s': t_fwd_bwd,
+      'optimizer_s': t_opt, 'xla_flops_per_step': float(cost.get('flops', 0)),
+      'lower_compile_again_s': relower_s, 'traced_step_s': traced_s,
+      'op_time_sum_s': total,
+      'op_time_by_category': {k: v for k, v in sorted(
+          by_cat.items(), key=lambda kv: -kv[1])},
+      'top_ops': [{'name': k, 'time_s': v, 'pct': 100 * v / total,
+                   **ops.get(k, {})} for k, v in top],
+  }
+
+
+# torch side ---------------------------------------------------------------------
+
+
+def run_torch(ckpt_dir: str, attn: str, batch_np) -> dict[str, Any]:
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(os.cpu_count())
+  torch.manual_seed(_SEED.value)
+  model = transformers.AutoModelForCausalLM.from_pretrained(
+      ckpt_dir, dtype=torch.float32, attn_implementation=attn)
+  model.config.use_cache = False
+  model.train()
+  params = [p for p in model.parameters() if p.requires_grad]
+  opt = torch.optim.AdamW(
+      [{'params': [p for p in params if p.ndim >= 2],
+        'weight_decay': _WEIGHT_DECAY.value},
+       {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.0}],
+      lr=_LR.value, betas=(0.9, 0.999), eps=1e-8)
+  tokens = torch.from_numpy(batch_np['tokens'].astype(np.int64))
+  losses = []
+
+  def one():
+    loss = model(input_ids=tokens, labels=tokens).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    losses.append(float(loss))
+
+  warm = _time_loop(one, _WARMUP.value)
+  times = _time_loop(one, _STEPS.value)
+  out = {'step_times_s': times, 'first_step_s': warm[0], 'losses': losses,
+         'num_params_hf': sum(p.numel() for p in params),
+         'attn_implementation': model.config._attn_implementation}  # pylint: disable=protected-access
+  if _PROFILE.value:
+    out['profile'] = profile_torch(model, opt, tokens, one)
+  del model, opt
+  gc.collect()
+  return out
+
+
+def profile_torch(model, opt, tokens, one) -> dict[str, Any]:
+  import torch  # pylint: disable=g-import-not-at-top
+  n = max(2, _STEPS.value)
+  med = lambda f: statistics.median(_time_loop(f, n))
+
+  def fwd():
+    with torch.no_grad():
+      model(input_ids=tokens, labels=tokens)
+
+  def fwd_bwd():
+    model(input_ids=tokens, labels=tokens).loss.backward()
+    opt.zero_grad(set_to_none=True)
+
+  t_fwd, t_fwd_bwd = med(fwd), med(fwd_bwd)
+  model(input_ids=tokens, labels=tokens).loss.backward()
+  t_opt = med(opt.step)
+  opt.zero_grad(set_to_none=True)
+  with torch.profiler.profile(activities=[
+      torch.profiler.ProfilerActivity.CPU]) as prof:
+    one()
+  events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+  total = sum(e.self_cpu_time_total for e in events) or 1.0
+  return {
+      'forward_s': t_fwd, 'forward_backward_s': t_fwd_bwd,
+      'optimizer_s': t_opt,
+      'top_ops': [{'name': e.key, 'time_s': e.self_cpu_time_total * 1e-6,
+                   'pct': 100 * e.self_cpu_time_total / total,
+                   'calls': e.count} for e in events[:_TOP_OPS.value]],
+  }
+
+
+# Driver -------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  import flax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  cpu = platform.processor()
+  with contextlib.suppress(OSError):
+    with open('/proc/cpuinfo') as fp:
+      cpu = next((l.split(':', 1)[1].strip() for l in fp
+                  if l.startswith('model name')), cpu)
+  return {
+      'cpu_count': os.cpu_count(), 'cpu': cpu, 'platform': platform.platform(),
+      'python': sys.version.split()[0], 'jax': jax.__version__,
+      'jaxlib': jaxlib.__version__, 'flax': flax.__version__,
+      'optax': optax.__version__,
+      'torch': torch.__version__, 'transformers': transformers.__version__,
+      'jax_devices': [str(d) for d in jax.devices()],
+      'torch_threads': os.cpu_count(),
+      'torch_float32_matmul_precision': torch.get_float32_matmul_precision(),
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
+      'jax_default_matmul_precision': jax.config.jax_default_matmul_precision,
+      'load_average_start': os.getloadavg(),
+  }
+
+
+def _summary(r: dict[str, Any], tokens_per_step: int, fpt: float,
+             peak: float) -> None:
+  r['step_time_median_s'] = statistics.median(r['step_times_s'])
+  r['tokens_per_s'] = tokens_per_step * len(r['step_times_s']) / sum(
+      r['step_times_s'])
+  r['mfu'] = fpt * r['tokens_per_s'] / peak
+
+
+def _fmt_params(n: int) -> str:
+  return f'{n / 1e6:.1f}M'
+
+
+def main(argv):
+  del argv
+  if 'xla_force_host_platform_device_count' in os.environ.get('XLA_FLAGS', ''):
+    raise app.UsageError('Do not fake CPU devices in the benchmark: unset '
+                         '--xla_force_host_platform_device_count in XLA_FLAGS.')
+  if _WARMUP.value < 1 or _STEPS.value < 1:
+    raise app.UsageError('--warmup and --steps must be >= 1 (the first step '
+                         'compiles).')
+  for name in _FRAMEWORKS.value:
+    if name not in ('jax', 'torch'):
+      raise app.UsageError(f'--frameworks: unknown {name!r}')
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(os.cpu_count())
+
+  info = machine_info()
+  print(f'# {info["cpu"]}, {info["cpu_count"]} CPUs, load '
+        f'{info["load_average_start"]}, jax {info["jax"]}, torch '
+        f'{info["torch"]}, XLA_FLAGS={info["xla_flags"]!r}', flush=True)
+  mm = matmul_rates(_MATMUL_N.value, _MATMUL_ITERS.value)
+  peak = mm['peak_flops_per_s']
+  print(f'# fp32 matmul {mm["n"]}^3: jax {mm["jax_flops_per_s"] / 1e9:.1f} '
+        f'GFLOP/s, torch {mm["torch_flops_per_s"] / 1e9:.1f} GFLOP/s; '
+        'jax by jax_default_matmul_precision: ' + ', '.join(
+            f'{k} {v["flops_per_s"] / 1e9:.1f} GFLOP/s err {v["max_rel_err"]:.1e}'
+            for k, v in mm['jax_precision_check'].items()), flush=True)
+
+  b, t = _BATCH.value, _SEQ_LEN.value
+  results = []
+  for shape in _SHAPES.value:
+    cfg = shape_config(shape)
+    rng = np.random.default_rng(_SEED.value)
+    batch_np = {
+        'tokens': rng.integers(0, cfg.vocab_size, (b, t)).astype(np.int32),
+        'positions': np.broadcast_to(np.arange(t, dtype=np.int32),
+                                     (b, t)).copy(),
+        'segment_ids': np.ones((b, t), np.int32),
+        'loss_mask': np.ones((b, t), np.int32)}
+    fpt = flops_per_token(cfg, t)
+    res: dict[str, Any] = {
+        'shape': shape, 'config': {k: getattr(cfg, k) for k in (
+            'vocab_size', 'num_layers', 'embed_dim', 'mlp_dim', 'num_heads',
+            'num_kv_heads', 'qkv_bias', 'tie_embeddings', 'dtype')},
+        'num_params': cfg.num_params(), 'flops_per_token': fpt,
+        'batch': b, 'seq_len': t}
+    with tempfile.TemporaryDirectory() as tmp:
+      ckpt = os.path.join(tmp, shape)
+      state, shardings, mesh = jax_init_and_save(cfg, ckpt)
+      if 'jax' in _FRAMEWORKS.value:
+        print(f'# {shape}: jax ...', flush=True)
+        res['jax'] = run_jax(cfg, state, shardings, mesh, batch_np)
+        _summary(res['jax'], b * t, fpt['total'], peak)
+      del state
+      gc.collect()
+      if 'torch' in _FRAMEWORKS.value:
+        for attn in _TORCH_ATTN.value:
+          print(f'# {shape}: torch ({attn}) ...', flush=True)
+          r = run_torch(ckpt, attn, batch_np)
+          _summary(r, b * t, fpt['total'], peak)
+          res[f'torch_{attn}'] = r
+          if 'jax' in res:
+            res[f'ratio_jax_over_torch_{attn}'] = (
+                res['jax']['tokens_per_s'] / r['tokens_per_s'])
+            n = min(len(res['jax']['losses']), len(r['losses']))
+            res[f'loss_max_abs_diff_vs_torch_{attn}'] = float(np.max(np.abs(
+                np.subtract(res['jax']['losses'][:n], r['losses'][:n]))))
+    results.append(res)
+    _write(info, mm, results)
+
+  info['load_average_end'] = os.getloadavg()
+  print_table(results)
+  if _PROFILE.value:
+    print_profiles(results)
+  _write(info, mm, results)
+  print(f'\nWrote {os.path.abspath(_OUTPUT.value)}')
+
+
+def _write(info, mm, results) -> None:
+  settings = {k: f.value for k, f in (
+      ('shapes', _SHAPES), ('batch', _BATCH), ('seq_len', _SEQ_LEN),
+      ('steps', _STEPS), ('warmup', _WARMUP), ('lr', _LR),
+      ('weight_decay', _WEIGHT_DECAY), ('torch_attn', _TORCH_ATTN),
+      ('profile', _PROFILE), ('seed', _SEED))}
+  with open(_OUTPUT.value, 'w') as fp:
+    json.dump({'machine': info, 'settings': settings, 'matmul': mm,
+               'flops_formula': '6*N_matmul + 12*L*T*H*D_head per token; '
+                                'MFU against matmul.peak_flops_per_s',
+               'results': results}, fp, indent=1, default=str)
+
+
+def print_table(results) -> None:
+  print('\n| shape | params | jax tok/s | torch tok/s | jax/torch | jax MFU | '
+        'torch MFU | loss diff |')
+  print('|---|---|---|---|---|---|---|---|')
+  for r in results:
+    jx = r.get('jax')
+    torch_keys = [k for k in r if k.startswith('torch_')] or [None]
+    for k in torch_keys:
+      th = r.get(k) if k else None
+      cell = lambda x, key, fmt: format(x[key], fmt) if x else '-'
+      ratio = r.get(f'ratio_jax_over_{k}')
+      diff = r.get(f'loss_max_abs_diff_vs_{k}')
+      print(f'| {r["shape"]} | {_fmt_params(r["num_params"])} | '
+            f'{cell(jx, "tokens_per_s", ".0f")} | '
+            f'{cell(th, "tokens_per_s", ".0f")}'
+            f'{f" ({k[6:]})" if k else ""} | '
+            f'{"-" if ratio is None else f"{ratio:.2f}"} | '
+            f'{cell(jx, "mfu", ".1%")} | {cell(th, "mfu", ".1%")} | '
+            f'{"-" if diff is None else f"{diff:.1e}"} |')
+
+
+def print_profiles(results) -> None:
+  for r in results:
+    for side in [k for k in r if k == 'jax' or k.startswith('torch_')]:
+      p, x = r[side].get('profile'), r[side]
+      if not p:
+        continue
+      print(f'\n## {r["shape"]} {side}: step {x["step_time_median_s"]:.3f}s, '
+            f'forward {p["forward_s"]:.3f}s, forward+backward '
+            f'{p["forward_backward_s"]:.3f}s, optimizer {p["optimizer_s"]:.3f}s')
+      if side == 'jax':
+        fpt = r['flops_per_token']['total'] * r['batch'] * r['seq_len']
+        print(f'compilations {x["compilations"]}, donated {x["donated"]}, '
+              f'XLA flops/step {p["xla_flops_per_step"]:.3g} vs formula '
+              f'{fpt:.3g}; op time by category: ' + ', '.join(
+                  f'{k} {100 * v / p["op_time_sum_s"]:.0f}%'
+                  for k, v in p['op_time_by_category'].items()))
+      for op in p['top_ops']:
+        desc = (f'{op.get("opcode", "")} {op.get("shape", "")} '
+                f'[{op.get("contains", "")}] {op.get("op_name", "")[-70:]}'
+                if side == 'jax' else f'x{op["calls"]}')
+        print(f'  {op["pct"]:5.1f}% {op["time_s"]:.4f}s {op["name"]} {desc}')
+
+
+if __name__ == '__main__':
+  app.run(main)
