@@ -21,6 +21,7 @@ setup(
         'numpy>=1.26',
         'safetensors>=0.4',
         'ml-dtypes',
+        'protobuf',
         'sentencepiece>=0.2',
         'tokenizers>=0.20',
         'tensorboardX',

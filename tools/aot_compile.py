@@ -1,7 +1,5 @@
 r"""Compiles the SFT train step for a TPU topology on a CPU host; prints memory.
 
-  python tools/aot_compile.py --config=configs/sft/synthetic.py:debug \
-      --topology=v5e:2x2
   python tools/aot_compile.py --config=configs/sft/synthetic.py \
       --topology=v5e:16x16 --preset=qwen2.5-7b --seq_len=2048 \
       --batch_size=256 --model_set=dtype=bfloat16 --model_set=remat=full \
@@ -20,9 +18,10 @@ fields, and `--config.*` overrides everything else.
 from __future__ import annotations
 
 import ast
-import collections
 import json
+import math
 import os
+import re
 from typing import Any, Sequence
 
 # Compile-only: keep jax on the CPU and stop libtpu from probing for a TPU VM
@@ -37,6 +36,7 @@ for _k, _v in (('JAX_PLATFORMS', 'cpu'), ('TPU_SKIP_MDS_QUERY', '1'),
 from absl import app
 from absl import flags
 import jax
+from jax.experimental import topologies
 import jax.numpy as jnp
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -68,7 +68,6 @@ def get_topology(name: str) -> Any:
   Raises ValueError for a name libtpu rejects, ImportError / RuntimeError
   when libtpu is not installed.
   """
-  from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
   gen, sep, shape = name.partition(':')
   full = NAME_ALIASES.get(gen, gen) + sep + shape
   try:
@@ -79,13 +78,6 @@ def get_topology(name: str) -> Any:
     raise ValueError(
         f'Unknown TPU topology {name!r}: {e}. Expected GENERATION:SHAPE, '
         f'e.g. {", ".join(EXAMPLES)} (v4/v5p shapes are 3-D).') from None
-
-
-def _parse_value(text: str) -> Any:
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text  # A bare string, e.g. bfloat16.
 
 
 def apply_overrides(config: ml_collections.ConfigDict, *,
@@ -102,12 +94,34 @@ def apply_overrides(config: ml_collections.ConfigDict, *,
       key, eq, value = item.partition('=')
       if not eq:
         raise ValueError(f'--model_set expects FIELD=VALUE, got {item!r}')
-      config.model[key] = _parse_value(value)
-  if seq_len:
-    config.seq_len = seq_len
-  if batch_size:
-    config.batch_size = batch_size
+      try:
+        config.model[key] = ast.literal_eval(value)
+      except (ValueError, SyntaxError):
+        config.model[key] = value  # A bare string, e.g. bfloat16.
+  config.seq_len = seq_len or config.seq_len
+  config.batch_size = batch_size or config.batch_size
   return config
+
+
+def _memory_and_flops(compiled, oom: str | None, args: Any
+                      ) -> tuple[dict[str, int | None], float | None]:
+  """Per-device bytes by kind (and total), and XLA's flops per device."""
+  if compiled is None:  # Arguments (outputs alias the state) + temporaries.
+    shard_bytes = lambda x: (math.prod(x.sharding.shard_shape(x.shape)) *
+                             x.dtype.itemsize)
+    arg = sum(map(shard_bytes, jax.tree.leaves(args)))
+    m = re.search(r'temporaries \(([\d.]+)([KMGT]?)\)', oom)
+    temp = int(float(m[1]) * 1024**' KMGT'.index(m[2] or ' ')) if m else 0
+    return dict(argument=arg, output=None, temp=temp, generated_code=None,
+                alias=None, total=arg + temp), None
+  mem = compiled.memory_analysis()
+  sizes = {f: int(getattr(mem, f + '_size_in_bytes')) for f in
+           ('argument', 'output', 'temp', 'generated_code', 'alias')}
+  sizes['total'] = (sizes['argument'] + sizes['output'] + sizes['temp'] +
+                    sizes['generated_code'] - sizes['alias'])
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return sizes, float(cost['flops']) if cost and 'flops' in cost else None
 
 
 def compile_report(config: ml_collections.ConfigDict,
@@ -146,25 +160,14 @@ def compile_report(config: ml_collections.ConfigDict,
   except jax.errors.JaxRuntimeError as e:
     if 'RESOURCE_EXHAUSTED' not in str(e):
       raise
-    # XLA:TPU refuses a program over HBM; compile again to see by how much.
-    oom = str(e)
-    compiled = lowered.compile(
-        compiler_options={'xla_tpu_no_crash_on_oom': True})
-
-  mem = compiled.memory_analysis()
-  sizes = {f: int(getattr(mem, f + '_size_in_bytes')) for f in
-           ('argument', 'output', 'temp', 'generated_code', 'alias')}
-  total = (sizes['argument'] + sizes['output'] + sizes['temp'] +
-           sizes['generated_code'] - sizes['alias'])
+    # XLA:TPU refuses a program over HBM, saying how much temp it needs.
+    # ('xla_tpu_no_crash_on_oom' took 10 min on a 7B step, then failed.)
+    compiled, oom = None, str(e)
+  sizes, flops = _memory_and_flops(compiled, oom, (abstract, batch, rng))
   kind = devices[0].device_kind
-  per_chip = collections.Counter(tuple(d.coords) for d in devices)
-  devices_per_chip = max(per_chip.values())
+  devices_per_chip = len(devices) // len({tuple(d.coords) for d in devices})
   hbm = HBM_PER_CHIP.get(kind)
   hbm = hbm // devices_per_chip if hbm else None
-
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost['flops']) if cost and 'flops' in cost else None
   n_params = param_count(abstract.params)
   tokens = config.batch_size * config.seq_len
   return {
@@ -174,11 +177,9 @@ def compile_report(config: ml_collections.ConfigDict,
       'param_count': n_params, 'batch_size': config.batch_size,
       'seq_len': config.seq_len,
       'grad_accum_steps': config.grad_accum_steps,
-      'memory_per_device_bytes': dict(sizes, total=total),
-      'peak_memory_per_device_bytes': int(getattr(mem, 'peak_memory_in_bytes',
-                                                  0)),
+      'memory_per_device_bytes': sizes,
       'hbm_per_device_bytes': hbm,
-      'fits': oom is None and (hbm is None or total <= hbm),
+      'fits': oom is None and (hbm is None or sizes['total'] <= hbm),
       'compiler_oom': oom,
       'flops_per_device_per_step': flops,
       'model_flops_per_step_6nd': 6.0 * n_params * tokens,
@@ -204,15 +205,17 @@ def format_report(r: dict[str, Any]) -> str:
       'memory per device:',
   ]
   for k in ('argument', 'output', 'temp', 'generated_code', 'alias'):
-    lines.append(f'  {k:<15}{_size(mem[k])}')
-  lines.append(f"  {'total':<15}{_size(mem['total'])}   "
-               '(argument + output + temp + code - alias)')
+    value = '       ?' if mem[k] is None else _size(mem[k])
+    lines.append(f'  {k:<15}{value}')
+  how = ('argument + temp' if r['compiler_oom'] else
+         'argument + output + temp + code - alias')
+  lines.append(f"  {'total':<15}{_size(mem['total'])}   ({how})")
   hbm = r['hbm_per_device_bytes']
   if hbm:
     lines.append(f"  {'HBM':<15}{_size(hbm)}   {100 * mem['total'] / hbm:.1f}%"
                  f" used: {'fits' if r['fits'] else 'DOES NOT FIT'}")
   if r['compiler_oom']:
-    lines.append(f"  XLA:TPU: {r['compiler_oom']}")
+    lines.append(f"  XLA:TPU stopped: {r['compiler_oom']}")
   if r['flops_per_device_per_step']:
     lines.append(f"flops     {r['flops_per_device_per_step']:.4g} per device "
                  f"per step (XLA cost analysis); 6*N*tokens = "
@@ -224,6 +227,10 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
+  try:
+    get_topology(f.topology)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   config = apply_overrides(f.config, preset=f.preset, seq_len=f.seq_len,
                            batch_size=f.batch_size, model_set=f.model_set)
   report = compile_report(config, f.topology)

@@ -30,7 +30,9 @@ and not the embedding lookup, biases or norms. The second term is attention
 (QK^T and PV, 2*2*T*H*Dh per token forward) counted without causal savings,
 as in PaLM (Chowdhery et al. 2022, app. B). MFU = flops/token * tokens/s /
 peak, where peak is the best float32 matmul rate measured here (n x n @ n x n,
-2n^3 flops, jitted jnp and torch.mm; the larger of the two).
+2n^3 flops, jitted jnp and torch.mm, before and after the runs; the fastest).
+The same peak divides both sides. Timed steps of the sides are interleaved
+(jax, torch, jax, torch ...) so that other processes slow them alike.
 
 `--profile` adds, per framework: forward-only, forward+backward and
 optimizer-only timings, the number of compilations of the step, whether
@@ -137,45 +139,48 @@ def _time_loop(fn: Callable[[], Any], n: int) -> list[float]:
 
 
 def matmul_rates(n: int, iters: int) -> dict[str, Any]:
-  """Best-of-3 float32 n^3 matmul FLOP/s of jnp and torch, and a check of
-  whether `jax_default_matmul_precision` changes speed or accuracy on CPU."""
+  """Peak float32 n^3 matmul FLOP/s of jnp and torch (fastest call).
+
+  Also times jnp under each `jax_default_matmul_precision` and measures the
+  error against float64, to show whether the setting matters on this CPU.
+  Settings are timed in interleaved rounds so that background load hits
+  them alike.
+  """
   import torch  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   a_np = rng.standard_normal((n, n), dtype=np.float32)
   b_np = rng.standard_normal((n, n), dtype=np.float32)
   ref = a_np.astype(np.float64) @ b_np.astype(np.float64)
-  flops = 2.0 * n**3
+  err = lambda c: float(np.abs(np.asarray(c) - ref).max() / np.abs(ref).max())
   a, b = jnp.asarray(a_np), jnp.asarray(b_np)
-
-  def jax_rate(precision, reps):
-    ctx = (jax.default_matmul_precision(precision) if precision
-           else contextlib.nullcontext())
-    with ctx:
-      f = jax.jit(lambda x, y: x @ y)
-      c = f(a, b).block_until_ready()
-      best = min(min(_time_loop(lambda: f(a, b).block_until_ready(), reps))
-                 for _ in range(3))
-    err = float(np.abs(np.asarray(c) - ref).max() / np.abs(ref).max())
-    return flops / best, err
-
-  jax_flops, jax_err = jax_rate(None, iters)
-  precision_check = {'default': {'flops_per_s': jax_flops, 'max_rel_err': jax_err}}
-  for p in ('highest', 'bfloat16'):
-    r, e = jax_rate(p, max(2, iters // 3))
-    precision_check[p] = {'flops_per_s': r, 'max_rel_err': e}
-
   ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+  f = jax.jit(lambda x, y: x @ y)
+
+  def jax_mm(precision):
+    def run():
+      # The precision is part of jit's cache key: one executable per setting.
+      with jax.default_matmul_precision(precision):
+        return f(a, b).block_until_ready()
+    return run
+
+  calls = {'jax': jax_mm(None), 'jax_highest': jax_mm('highest'),
+           'jax_bfloat16': jax_mm('bfloat16'),
+           'torch': lambda: torch.mm(ta, tb)}
+  errors = {k: err(fn()) for k, fn in calls.items()}  # Also compiles.
+  best = {k: float('inf') for k in calls}
   with torch.no_grad():
-    c = torch.mm(ta, tb)
-    best = min(min(_time_loop(lambda: torch.mm(ta, tb), iters))
-               for _ in range(3))
-  torch_flops = flops / best
-  torch_err = float(np.abs(c.numpy() - ref).max() / np.abs(ref).max())
+    for _ in range(3):
+      for k, fn in calls.items():
+        best[k] = min(best[k], min(_time_loop(fn, iters)))
+  rate = {k: 2.0 * n**3 / t for k, t in best.items()}
   return {
-      'n': n, 'jax_flops_per_s': jax_flops, 'torch_flops_per_s': torch_flops,
-      'peak_flops_per_s': max(jax_flops, torch_flops),
-      'jax_max_rel_err': jax_err, 'torch_max_rel_err': torch_err,
-      'jax_precision_check': precision_check,
+      'n': n, 'jax_flops_per_s': rate['jax'], 'torch_flops_per_s': rate['torch'],
+      'peak_flops_per_s': max(rate['jax'], rate['torch']),
+      'jax_max_rel_err': errors['jax'], 'torch_max_rel_err': errors['torch'],
+      'jax_precision_check': {
+          p: {'flops_per_s': rate[k], 'max_rel_err': errors[k]}
+          for p, k in (('default', 'jax'), ('highest', 'jax_highest'),
+                       ('bfloat16', 'jax_bfloat16'))},
   }
 
 
@@ -210,30 +215,35 @@ def jax_init_and_save(cfg: TransformerConfig, ckpt_dir: str):
   return state, shardings, mesh
 
 
-def run_jax(cfg, state, shardings, mesh, batch_np) -> dict[str, Any]:
-  model = Transformer(cfg)
-  loss_fn = _make_loss_fn(model)
-  step = make_train_step(loss_fn, shardings, mesh)
-  batch = jax.device_put(batch_np, batch_sharding(mesh))
-  rng = jax.random.PRNGKey(_SEED.value + 1)
-  losses = []
+class JaxSide:
+  """jaxreason's jitted, donating train step with the SFT loss."""
 
-  def one():
-    nonlocal state
-    state, metrics = step(state, batch, rng)
-    losses.append(float(metrics['loss']))  # Blocks on the step.
+  name = 'jax'
 
-  warm = _time_loop(one, _WARMUP.value)
-  old_leaf = jax.tree.leaves(state.params)[0]
-  times = _time_loop(one, _STEPS.value)
-  out = {
-      'step_times_s': times, 'first_step_s': warm[0], 'losses': losses,
-      'compilations': getattr(step, '_cache_size', lambda: None)(),
-      'donated': bool(old_leaf.is_deleted()),
-  }
-  if _PROFILE.value:
-    out['profile'] = profile_jax(step, state, batch, rng, loss_fn)
-  return out
+  def __init__(self, cfg, state, shardings, mesh, batch_np):
+    self.loss_fn = _make_loss_fn(Transformer(cfg))
+    self.train_step = make_train_step(self.loss_fn, shardings, mesh)
+    self.state = state
+    self.batch = jax.device_put(batch_np, batch_sharding(mesh))
+    self.rng = jax.random.PRNGKey(_SEED.value + 1)
+    self.donated = []
+
+  def step(self) -> float:
+    old = jax.tree.leaves(self.state.params)[0]
+    self.state, metrics = self.train_step(self.state, self.batch, self.rng)
+    jax.block_until_ready((self.state, metrics))
+    self.donated.append(old.is_deleted())
+    return float(metrics['loss'])
+
+  def report(self) -> dict[str, Any]:
+    cache_size = getattr(self.train_step, '_cache_size', lambda: None)()
+    return {'compilations': cache_size, 'donated': all(self.donated)}
+
+  def profile(self) -> dict[str, Any]:
+    return profile_jax(self)
+
+  def close(self) -> None:
+    del self.state, self.batch
 
 
 def _hlo_ops(hlo: str) -> dict[str, dict[str, str]]:
@@ -257,7 +267,7 @@ def _hlo_ops(hlo: str) -> dict[str, dict[str, str]]:
       inner = {o for _, _, o, _ in comps.get(called.group(1), [])} if called \
           else set()
       op_name = re.search(r'op_name="([^"]*)"', rest)
-      ops[name] = {'opcode': opcode, 'shape': shape.split('{')[0],
+      ops[name] = {'opcode': opcode, 'shape': re.sub(r'\{[^}]*\}', '', shape),
                    'contains': ','.join(sorted(
                        inner & {'dot', 'convolution', 'scatter', 'gather',
                                 'reduce', 'transpose', 'copy', 'exponential',
@@ -273,6 +283,15 @@ def _category(info: dict[str, str]) -> str:
     if cat in kinds:
       return 'matmul' if cat in ('dot', 'convolution') else cat
   return 'elementwise'
+
+
+def _phase(op_name: str) -> str:
+  """Which part of the step an op comes from, by its JAX name stack."""
+  if 'transpose(jvp' in op_name:
+    return 'backward'
+  if 'jvp(' in op_name:
+    return 'forward'
+  return 'optimizer, norms, layout'
 
 
 def _trace_op_times(trace_dir: str, module_prefix: str) -> dict[str, float]:
@@ -291,10 +310,18 @@ def _trace_op_times(trace_dir: str, module_prefix: str) -> dict[str, float]:
   return times
 
 
-def profile_jax(step, state, batch, rng, loss_fn) -> dict[str, Any]:
+def _sum_by(op_times, ops, key) -> dict[str, float]:
+  out: dict[str, float] = collections.defaultdict(float)
+  for name, t in op_times.items():
+    out[key(ops.get(name, {'opcode': name, 'contains': '', 'op_name': ''}))] += t
+  return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def profile_jax(side: JaxSide) -> dict[str, Any]:
   """Forward / backward / optimizer split, XLA flops, top ops of one step."""
   n = max(2, _STEPS.value)
-  plain = lambda p, b: loss_fn(p, b, None, None)
+  state, batch = side.state, side.batch
+  plain = lambda p, b: side.loss_fn(p, b, None, None)
   fwd = jax.jit(lambda p, b: plain(p, b)[0])
   fwd_bwd = jax.jit(jax.value_and_grad(plain, has_aux=True))
 
@@ -302,42 +329,40 @@ def profile_jax(step, state, batch, rng, loss_fn) -> dict[str, Any]:
     updates, opt_state = state.tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
-  opt = jax.jit(opt_update)
-  med = lambda f: statistics.median(_time_loop(f, n))
+  opt = jax.jit(opt_update)  # Not donated: it runs on the live state.
   block = jax.block_until_ready
+  med = lambda f: statistics.median(_time_loop(lambda: block(f()), n))
   block(fwd(state.params, batch))
-  t_fwd = med(lambda: block(fwd(state.params, batch)))
-  (_, _), grads = block(fwd_bwd(state.params, batch))
-  t_fwd_bwd = med(lambda: block(fwd_bwd(state.params, batch)))
+  t_fwd = med(lambda: fwd(state.params, batch))
+  _, grads = block(fwd_bwd(state.params, batch))
+  t_fwd_bwd = med(lambda: fwd_bwd(state.params, batch))
   block(opt(state.params, state.opt_state, grads))
-  t_opt = med(lambda: block(opt(state.params, state.opt_state, grads)))
+  t_opt = med(lambda: opt(state.params, state.opt_state, grads))
   del grads
 
+  # The jit cache already holds this executable: no second compilation.
   t0 = time.perf_counter()
-  compiled = step.lower(state, batch, rng).compile()
-  relower_s = time.perf_counter() - t0
+  compiled = side.train_step.lower(state, batch, side.rng).compile()
+  lower_s = time.perf_counter() - t0
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   ops = _hlo_ops(compiled.as_text())
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir):
       t0 = time.perf_counter()
-      state, metrics = step(state, batch, rng)
-      block(metrics)
+      side.step()
       traced_s = time.perf_counter() - t0
     op_times = _trace_op_times(trace_dir, 'jit_step')
   total = sum(op_times.values()) or 1.0
-  by_cat: dict[str, float] = collections.defaultdict(float)
-  for name, t in op_times.items():
-    by_cat[_category(ops.get(name, {'opcode': name, 'contains': ''}))] += t
   top = sorted(op_times.items(), key=lambda kv: -kv[1])[:_TOP_OPS.value]
   return {
       'forward_s': t_fwd, 'forward_backward_s': t_fwd_bwd,
       'optimizer_s': t_opt, 'xla_flops_per_step': float(cost.get('flops', 0)),
-      'lower_compile_again_s': relower_s, 'traced_step_s': traced_s,
+      'lower_compile_again_s': lower_s, 'traced_step_s': traced_s,
       'op_time_sum_s': total,
-      'op_time_by_category': {k: v for k, v in sorted(
-          by_cat.items(), key=lambda kv: -kv[1])},
+      'op_time_by_category': _sum_by(op_times, ops, _category),
+      'op_time_by_phase': _sum_by(op_times, ops,
+                                  lambda o: _phase(o['op_name'])),
       'top_ops': [{'name': k, 'time_s': v, 'pct': 100 * v / total,
                    **ops.get(k, {})} for k, v in top],
   }
@@ -346,46 +371,50 @@ def profile_jax(step, state, batch, rng, loss_fn) -> dict[str, Any]:
 # torch side ---------------------------------------------------------------------
 
 
-def run_torch(ckpt_dir: str, attn: str, batch_np) -> dict[str, Any]:
-  import torch  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(os.cpu_count())
-  torch.manual_seed(_SEED.value)
-  model = transformers.AutoModelForCausalLM.from_pretrained(
-      ckpt_dir, dtype=torch.float32, attn_implementation=attn)
-  model.config.use_cache = False
-  model.train()
-  params = [p for p in model.parameters() if p.requires_grad]
-  opt = torch.optim.AdamW(
-      [{'params': [p for p in params if p.ndim >= 2],
-        'weight_decay': _WEIGHT_DECAY.value},
-       {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.0}],
-      lr=_LR.value, betas=(0.9, 0.999), eps=1e-8)
-  tokens = torch.from_numpy(batch_np['tokens'].astype(np.int64))
-  losses = []
+class TorchSide:
+  """transformers Qwen2ForCausalLM from the same checkpoint, torch AdamW."""
 
-  def one():
-    loss = model(input_ids=tokens, labels=tokens).loss
+  def __init__(self, ckpt_dir: str, attn: str, batch_np):
+    import torch  # pylint: disable=g-import-not-at-top
+    import transformers  # pylint: disable=g-import-not-at-top
+    self.name = f'torch_{attn}'
+    torch.set_num_threads(os.cpu_count())
+    self.model = transformers.AutoModelForCausalLM.from_pretrained(
+        ckpt_dir, dtype=torch.float32, attn_implementation=attn)
+    self.model.config.use_cache = False
+    self.model.train()
+    params = [p for p in self.model.parameters() if p.requires_grad]
+    self.num_params = sum(p.numel() for p in params)
+    self.opt = torch.optim.AdamW(
+        [{'params': [p for p in params if p.ndim >= 2],
+          'weight_decay': _WEIGHT_DECAY.value},
+         {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.0}],
+        lr=_LR.value, betas=(0.9, 0.999), eps=1e-8)
+    self.tokens = torch.from_numpy(batch_np['tokens'].astype(np.int64))
+
+  def step(self) -> float:
+    loss = self.model(input_ids=self.tokens, labels=self.tokens).loss
     loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    losses.append(float(loss))
+    self.opt.step()
+    self.opt.zero_grad(set_to_none=True)
+    return loss.detach().item()
 
-  warm = _time_loop(one, _WARMUP.value)
-  times = _time_loop(one, _STEPS.value)
-  out = {'step_times_s': times, 'first_step_s': warm[0], 'losses': losses,
-         'num_params_hf': sum(p.numel() for p in params),
-         'attn_implementation': model.config._attn_implementation}  # pylint: disable=protected-access
-  if _PROFILE.value:
-    out['profile'] = profile_torch(model, opt, tokens, one)
-  del model, opt
-  gc.collect()
-  return out
+  def report(self) -> dict[str, Any]:
+    return {'num_params_hf': self.num_params,
+            'attn_implementation': self.model.config._attn_implementation}  # pylint: disable=protected-access
+
+  def profile(self) -> dict[str, Any]:
+    return profile_torch(self)
+
+  def close(self) -> None:
+    del self.model, self.opt
 
 
-def profile_torch(model, opt, tokens, one) -> dict[str, Any]:
+def profile_torch(side: TorchSide) -> dict[str, Any]:
+  """Forward / forward+backward / optimizer timings, top ops of one step."""
   import torch  # pylint: disable=g-import-not-at-top
   n = max(2, _STEPS.value)
+  model, opt, tokens = side.model, side.opt, side.tokens
   med = lambda f: statistics.median(_time_loop(f, n))
 
   def fwd():
@@ -400,9 +429,9 @@ def profile_torch(model, opt, tokens, one) -> dict[str, Any]:
   model(input_ids=tokens, labels=tokens).loss.backward()
   t_opt = med(opt.step)
   opt.zero_grad(set_to_none=True)
-  with torch.profiler.profile(activities=[
-      torch.profiler.ProfilerActivity.CPU]) as prof:
-    one()
+  with torch.profiler.profile(
+      activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    side.step()
   events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
   total = sum(e.self_cpu_time_total for e in events) or 1.0
   return {
@@ -442,12 +471,43 @@ def machine_info() -> dict[str, Any]:
   }
 
 
-def _summary(r: dict[str, Any], tokens_per_step: int, fpt: float,
-             peak: float) -> None:
-  r['step_time_median_s'] = statistics.median(r['step_times_s'])
-  r['tokens_per_s'] = tokens_per_step * len(r['step_times_s']) / sum(
-      r['step_times_s'])
-  r['mfu'] = fpt * r['tokens_per_s'] / peak
+def run_sides(sides, tokens_per_step: int) -> dict[str, dict[str, Any]]:
+  """Warms every side up, then times their steps interleaved, so that load
+  from other processes falls on all sides alike; then profiles each."""
+  out = {}
+  for side in sides:
+    print(f'#   {side.name}: {_WARMUP.value} warmup steps', flush=True)
+    warm = _time_loop(side.step, _WARMUP.value)
+    out[side.name] = {'first_step_s': warm[0], 'step_times_s': [],
+                      'losses': []}
+  print(f'#   {_STEPS.value} timed steps, sides interleaved', flush=True)
+  for _ in range(_STEPS.value):
+    for side in sides:
+      t0 = time.perf_counter()
+      loss = side.step()
+      out[side.name]['step_times_s'].append(time.perf_counter() - t0)
+      out[side.name]['losses'].append(loss)
+  for side in sides:
+    r = out[side.name]
+    r.update(side.report())
+    r['step_time_median_s'] = statistics.median(r['step_times_s'])
+    r['tokens_per_s'] = tokens_per_step * len(r['step_times_s']) / sum(
+        r['step_times_s'])
+    if _PROFILE.value:
+      print(f'#   profiling {side.name}', flush=True)
+      r['profile'] = side.profile()
+    side.close()
+  gc.collect()
+  return out
+
+
+def _print_matmul(mm: dict[str, Any]) -> None:
+  print(f'# fp32 matmul {mm["n"]}^3: jax {mm["jax_flops_per_s"] / 1e9:.1f} '
+        f'GFLOP/s, torch {mm["torch_flops_per_s"] / 1e9:.1f} GFLOP/s; '
+        'jnp by jax_default_matmul_precision: ' + ', '.join(
+            f'{k} {v["flops_per_s"] / 1e9:.1f} GFLOP/s, rel. err '
+            f'{v["max_rel_err"]:.1e}'
+            for k, v in mm['jax_precision_check'].items()), flush=True)
 
 
 def _fmt_params(n: int) -> str:
@@ -473,13 +533,7 @@ def main(argv):
         f'{info["load_average_start"]}, jax {info["jax"]}, torch '
         f'{info["torch"]}, XLA_FLAGS={info["xla_flags"]!r}', flush=True)
   mm = matmul_rates(_MATMUL_N.value, _MATMUL_ITERS.value)
-  peak = mm['peak_flops_per_s']
-  print(f'# fp32 matmul {mm["n"]}^3: jax {mm["jax_flops_per_s"] / 1e9:.1f} '
-        f'GFLOP/s, torch {mm["torch_flops_per_s"] / 1e9:.1f} GFLOP/s; '
-        'jax by jax_default_matmul_precision: ' + ', '.join(
-            f'{k} {v["flops_per_s"] / 1e9:.1f} GFLOP/s err {v["max_rel_err"]:.1e}'
-            for k, v in mm['jax_precision_check'].items()), flush=True)
-
+  _print_matmul(mm)
   b, t = _BATCH.value, _SEQ_LEN.value
   results = []
   for shape in _SHAPES.value:
@@ -501,27 +555,32 @@ def main(argv):
     with tempfile.TemporaryDirectory() as tmp:
       ckpt = os.path.join(tmp, shape)
       state, shardings, mesh = jax_init_and_save(cfg, ckpt)
+      sides = []
       if 'jax' in _FRAMEWORKS.value:
-        print(f'# {shape}: jax ...', flush=True)
-        res['jax'] = run_jax(cfg, state, shardings, mesh, batch_np)
-        _summary(res['jax'], b * t, fpt['total'], peak)
+        sides.append(JaxSide(cfg, state, shardings, mesh, batch_np))
       del state
-      gc.collect()
       if 'torch' in _FRAMEWORKS.value:
-        for attn in _TORCH_ATTN.value:
-          print(f'# {shape}: torch ({attn}) ...', flush=True)
-          r = run_torch(ckpt, attn, batch_np)
-          _summary(r, b * t, fpt['total'], peak)
-          res[f'torch_{attn}'] = r
-          if 'jax' in res:
-            res[f'ratio_jax_over_torch_{attn}'] = (
-                res['jax']['tokens_per_s'] / r['tokens_per_s'])
-            n = min(len(res['jax']['losses']), len(r['losses']))
-            res[f'loss_max_abs_diff_vs_torch_{attn}'] = float(np.max(np.abs(
-                np.subtract(res['jax']['losses'][:n], r['losses'][:n]))))
+        sides += [TorchSide(ckpt, attn, batch_np) for attn in _TORCH_ATTN.value]
+    res.update(run_sides(sides, b * t))
+    for k in [k for k in res if k.startswith('torch_')]:
+      if 'jax' in res:
+        res[f'ratio_jax_over_{k}'] = (res['jax']['tokens_per_s']
+                                      / res[k]['tokens_per_s'])
+        res[f'loss_max_abs_diff_vs_{k}'] = float(np.max(np.abs(np.subtract(
+            res['jax']['losses'], res[k]['losses']))))
     results.append(res)
     _write(info, mm, results)
 
+  # Measured again after the runs: with other processes about, the best of
+  # the two is the better estimate of the peak (else MFU may exceed 100%).
+  mm_end = matmul_rates(_MATMUL_N.value, _MATMUL_ITERS.value)
+  _print_matmul(mm_end)
+  mm = {'start': mm, 'end': mm_end, 'peak_flops_per_s': max(
+      mm['peak_flops_per_s'], mm_end['peak_flops_per_s'])}
+  for res in results:
+    for k in [k for k in res if k == 'jax' or k.startswith('torch_')]:
+      res[k]['mfu'] = (res['flops_per_token']['total']
+                       * res[k]['tokens_per_s'] / mm['peak_flops_per_s'])
   info['load_average_end'] = os.getloadavg()
   print_table(results)
   if _PROFILE.value:
@@ -579,7 +638,10 @@ def print_profiles(results) -> None:
               f'XLA flops/step {p["xla_flops_per_step"]:.3g} vs formula '
               f'{fpt:.3g}; op time by category: ' + ', '.join(
                   f'{k} {100 * v / p["op_time_sum_s"]:.0f}%'
-                  for k, v in p['op_time_by_category'].items()))
+                  for k, v in p['op_time_by_category'].items())
+              + '; by phase: ' + ', '.join(
+                  f'{k} {100 * v / p["op_time_sum_s"]:.0f}%'
+                  for k, v in p['op_time_by_phase'].items()))
       for op in p['top_ops']:
         desc = (f'{op.get("opcode", "")} {op.get("shape", "")} '
                 f'[{op.get("contains", "")}] {op.get("op_name", "")[-70:]}'

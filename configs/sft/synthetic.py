@@ -14,8 +14,8 @@ import ml_collections
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.mesh = [('data', 1), ('fsdp', -1), ('tensor', 1)]
-  c.sharding_rules = []  # [(logical_name, mesh_axes), ...] overrides.
+  c.mesh = (('data', 1), ('fsdp', -1), ('tensor', 1))
+  c.sharding_rules = ()  # ((logical_name, mesh_axes), ...) overrides.
 
   c.tokenizer = dict(kind='char')
   c.data = dict(

@@ -19,6 +19,7 @@ Example:
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
+import functools
 import io
 import json
 import os
@@ -100,6 +101,36 @@ class Tokenizer(abc.ABC):
     if skip_special_tokens:
       ids = [i for i in ids if i not in self._special_ids]
     return self._decode(ids)
+
+  def token_bytes(self, i: int) -> bytes:
+    """The UTF-8 bytes token `i` adds to the text; b'' for control tokens.
+
+    Control tokens are bos, eos and pad (and SentencePiece's other control
+    pieces): they carry no text. Other special tokens (chat tokens such as
+    '</think>') are their text. A byte-level token can be part of a UTF-8
+    character; concatenating the bytes of a sequence's tokens gives the
+    bytes of its decoded text (for tokenizers whose decoding is per token).
+    Used to match stop strings across token boundaries.
+
+    Args:
+      i: a token id.
+
+    Returns:
+      The bytes.
+    """
+    i = self._check_ids([i])[0]
+    if i in self._control_ids_for_bytes():
+      return b''
+    return self._token_bytes(i)
+
+  def _control_ids_for_bytes(self) -> frozenset[int]:
+    return frozenset(
+        x for x in (self._bos_id, self._eos_id, self._pad_id) if x is not None
+    )
+
+  def _token_bytes(self, i: int) -> bytes:
+    """`token_bytes` of a valid non-control id; default: decode it alone."""
+    return self._decode([i]).encode('utf-8')
 
   @abc.abstractmethod
   def _encode(self, text: str) -> list[int]:
@@ -411,6 +442,17 @@ class SentencePieceTokenizer(Tokenizer):
     parts.append(self._sp.decode(run))
     return ''.join(parts)
 
+  def _control_ids_for_bytes(self) -> frozenset[int]:
+    return super()._control_ids_for_bytes() | self._control_ids
+
+  def _token_bytes(self, i: int) -> bytes:
+    piece = self._sp.id_to_piece(i)
+    if self._sp.is_byte(i):  # '<0xAB>'
+      return bytes([int(piece[3:5], 16)])
+    if self._sp.is_unknown(i):
+      return self._sp.decode([i]).encode('utf-8')
+    return piece.replace('\u2581', ' ').encode('utf-8')
+
   @property
   def vocab_size(self) -> int:
     return self._sp.get_piece_size()
@@ -545,6 +587,26 @@ class HFTokenizer(Tokenizer):
   def _decode(self, ids: list[int]) -> str:
     return self._tok.decode(ids, skip_special_tokens=False)
 
+  @functools.cached_property
+  def _byte_level(self) -> bool:
+    """Whether the decoder is GPT-2 byte-level (Qwen, Llama-3)."""
+    decoder = json.loads(self._tok.to_str()).get('decoder') or {}
+    parts = decoder.get('decoders') or [decoder]
+    return any(d.get('type') == 'ByteLevel' for d in parts)
+
+  @functools.cached_property
+  def _added_text(self) -> dict[int, str]:
+    return {
+        i: t.content for i, t in self._tok.get_added_tokens_decoder().items()
+    }
+
+  def _token_bytes(self, i: int) -> bytes:
+    if i in self._added_text:  # Added tokens are stored as their text.
+      return self._added_text[i].encode('utf-8')
+    if self._byte_level:
+      return bytes(_UNICODE_TO_BYTE[c] for c in self._tok.id_to_token(i))
+    return self._tok.decode([i], skip_special_tokens=False).encode('utf-8')
+
   @property
   def vocab_size(self) -> int:
     return self._tok.get_vocab_size(with_added_tokens=True)
@@ -574,6 +636,26 @@ class HFTokenizer(Tokenizer):
     ) as f:
       json.dump(config, f, indent=2, ensure_ascii=False)
     logging.info('Wrote %s and %s to %s', HF_FILE, HF_CONFIG_FILE, directory)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+  """GPT-2's byte-level map: each byte to a printable character."""
+  printable = (
+      list(range(ord('!'), ord('~') + 1))
+      + list(range(ord('\xa1'), ord('\xac') + 1))
+      + list(range(ord('\xae'), ord('\xff') + 1))
+  )
+  chars = list(printable)
+  extra = 0
+  for b in range(256):
+    if b not in printable:
+      printable.append(b)
+      chars.append(256 + extra)
+      extra += 1
+  return {b: chr(c) for b, c in zip(printable, chars)}
+
+
+_UNICODE_TO_BYTE = {c: b for b, c in _bytes_to_unicode().items()}
 
 
 def _read_json(path: str, *, required: bool = False) -> dict[str, Any]:

@@ -245,6 +245,36 @@ def dot_product_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
   return out.reshape(b, t, h, d)
 
 
+@dataclasses.dataclass(frozen=True)
+class LayerCache:
+  """One layer's view of the KV cache inside a cache-mode call (not a pytree).
+
+  k, v hold all layers, [L, B, S, K, D]: `write` scatters this layer's new
+  keys and values into them, which XLA does in place, and `attend` reads them
+  block by block through `attention_fn` (see jaxreason/sampling/attention.py).
+  """
+
+  k: Array  # [L, B, S, K, D]
+  v: Array  # [L, B, S, K, D]
+  layer: int
+  write_index: Array  # [B, T] cache index of each new token; S for padding.
+  kv_lengths: Array  # [B] valid cache entries once the new tokens are in.
+  attention_fn: Callable[..., Array]
+
+  def write(self, k_new: Array, v_new: Array) -> 'LayerCache':
+    """k_new, v_new: [B, T, K, D]; padding (index S) is dropped."""
+    rows = jnp.arange(k_new.shape[0])[:, None]  # [B, 1]
+    at = (self.layer, rows, self.write_index)
+    k = self.k.at[at].set(k_new.astype(self.k.dtype), mode='drop')
+    v = self.v.at[at].set(v_new.astype(self.v.dtype), mode='drop')
+    return dataclasses.replace(self, k=k, v=v)
+
+  def attend(self, q: Array, positions: Array) -> Array:
+    """q: [B, T, H, D] at cache positions [B, T] -> [B, T, H, D]."""
+    return self.attention_fn(q, self.k, self.v, positions, self.kv_lengths,
+                             self.layer)
+
+
 class Attention(nn.Module):
   config: TransformerConfig
 
@@ -330,22 +360,60 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, tokens: Array, positions: Array | None = None,
                segment_ids: Array | None = None, *,
-               return_hidden: bool = False) -> Any:
+               return_hidden: bool = False, cache: Any = None,
+               num_new: Array | None = None,
+               attention_fn: Callable[..., Array] | None = None,
+               last_only: bool = False) -> Any:
     """tokens, positions, segment_ids: int32 [B, T].
 
     positions default to 0..T-1 and segment_ids to one segment (a plain causal
     sequence). With `return_hidden=True` returns (logits, final hidden states
     [B, T, D] after the last norm), for value / reward heads.
+
+    Cache mode, `cache` given (a `jaxreason.sampling.KVCache`: k, v
+    [L, B, S, K, D] and lengths [B], prompts left-aligned): tokens [B, T] is a
+    right-padded chunk of new tokens, of which the first num_new[b] (default
+    T) are real. Their positions are lengths[b] + 0..T-1 (RoPE position =
+    cache position); their keys and values are written at cache indices
+    [lengths[b], lengths[b] + num_new[b]) and the queries attend over the
+    cache with `attention_fn` (default: the blocked jnp attention of
+    jaxreason/sampling/attention.py). The caller keeps lengths + num_new <= S
+    (writes past S are dropped). Returns (logits, new cache), or
+    (logits, hidden, new cache); with `last_only` logits [B, V] (hidden
+    [B, D]) are those of each row's last real token (index num_new[b] - 1).
     """
     cfg = self.config
     if tokens.ndim != 2:
       raise ValueError(f'tokens must be [B, T], got shape {tokens.shape}')
     b, t = tokens.shape
-    if positions is None:
-      positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-    if segment_ids is None:
-      segment_ids = jnp.ones((b, t), jnp.int32)
-    mask = attention_mask(segment_ids)
+    layer_cache = None
+    if cache is not None:
+      if positions is not None or segment_ids is not None:
+        raise ValueError('cache mode takes positions from cache.lengths; do '
+                         'not pass positions or segment_ids')
+      _, cache_b, size = cache.k.shape[:3]
+      if cache_b != b or cache.lengths.shape != (b,):
+        raise ValueError(f'tokens {tokens.shape} do not match the cache: k '
+                         f'{cache.k.shape}, lengths {cache.lengths.shape}')
+      if num_new is None:
+        num_new = jnp.full((b,), t, jnp.int32)
+      positions = cache.lengths[:, None] + jnp.arange(t, dtype=jnp.int32)
+      is_new = jnp.arange(t)[None, :] < num_new[:, None]  # [B, T]
+      if attention_fn is None:
+        # Imported here: jaxreason.sampling imports this module.
+        from jaxreason.sampling import attention  # pylint: disable=g-import-not-at-top
+        attention_fn = attention.make_attention_fn(attention.AttentionSpec())
+      layer_cache = LayerCache(
+          k=cache.k, v=cache.v, layer=0,
+          write_index=jnp.where(is_new, positions, size),
+          kv_lengths=cache.lengths + num_new, attention_fn=attention_fn)
+      mask = None
+    else:
+      if positions is None:
+        positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+      if segment_ids is None:
+        segment_ids = jnp.ones((b, t), jnp.int32)
+      mask = attention_mask(segment_ids)
 
     embed = nn.Embed(
         cfg.vocab_size, cfg.embed_dim, dtype=cfg.jnp_dtype,
@@ -358,8 +426,17 @@ class Transformer(nn.Module):
                 if cfg.remat == 'dots' else None)
       layer_cls = nn.remat(DecoderLayer, policy=policy)
     for i in range(cfg.num_layers):
-      x = layer_cls(cfg, name=f'layers_{i}')(x, positions, mask)
+      if layer_cache is None:
+        x = layer_cls(cfg, name=f'layers_{i}')(x, positions, mask)
+      else:  # No remat when decoding; the parameters are the same.
+        x, layer_cache = DecoderLayer(cfg, name=f'layers_{i}')(
+            x, positions, mask, dataclasses.replace(layer_cache, layer=i))
     hidden = RMSNorm(cfg, name='norm')(x)
+    if last_only:
+      if cache is None:
+        raise ValueError('last_only needs cache mode')
+      last = jnp.maximum(num_new - 1, 0)
+      hidden = hidden[jnp.arange(b), last][:, None]  # [B, 1, D]
     if cfg.tie_embeddings:
       logits = embed.attend(hidden)
     else:
@@ -369,7 +446,13 @@ class Transformer(nn.Module):
           kernel_init=_init(cfg, ('embed', 'vocab')), name='lm_head')(hidden)
     logits = constrain(logits.astype(jnp.float32),
                        ('act_batch', 'act_length', 'act_vocab'))
-    return (logits, hidden) if return_hidden else logits
+    if cache is None:
+      return (logits, hidden) if return_hidden else logits
+    if last_only:
+      logits, hidden = logits[:, 0], hidden[:, 0]
+    cache = cache.replace(k=layer_cache.k, v=layer_cache.v,
+                          lengths=layer_cache.kv_lengths)
+    return (logits, hidden, cache) if return_hidden else (logits, cache)
 
 
 def init_params(config: TransformerConfig, rng: Array) -> Any:

@@ -27,7 +27,7 @@ from jaxreason.models.transformer import Transformer
 from jaxreason.sampling.reference import greedy_generate
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
-from jaxreason.train import loop, optim
+from jaxreason.train import loop, optim, plots
 from jaxreason.train.state import abstract_train_state
 from jaxreason.train.step import LossFn, batch_sharding, make_train_step
 
@@ -108,6 +108,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                       data_iter=data_iter):
       break
   run.close()
+  if jax.process_index() == 0:
+    result_plot = plots.plot_learning_curves(workdir)
+    logging.info('Learning curves: %s', result_plot)
   result = {'final_metrics': {k: float(v) for k, v in
                               jax.device_get(metrics).items()}}
 

@@ -44,10 +44,11 @@ def make_mesh(
   # Auto axes: XLA's GSPMD propagates shardings from the annotations we give
   # (parameters, batch, activation constraints); see sharding/rules.py.
   auto = (jax.sharding.AxisType.Auto,) * len(names)
-  if list(devices) == list(jax.devices()):
+  try:  # Topology-aware device order on TPU/GPU (ICI rings per axis).
     mesh = jax.make_mesh(tuple(sizes), names, axis_types=auto,
                          devices=devices)
-  else:
+  except (ValueError, NotImplementedError, AssertionError) as e:
+    logging.warning('jax.make_mesh failed (%s); using plain device order', e)
     mesh = Mesh(np.asarray(devices).reshape(sizes), names, axis_types=auto)
   logging.info('Mesh %s over %d devices', dict(zip(names, sizes)), n)
   return mesh

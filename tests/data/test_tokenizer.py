@@ -357,6 +357,65 @@ def test_hf_added_tokens_from_config_match_transformers(tmp_path):
   )
 
 
+# token_bytes: what stop strings are matched against.
+
+
+def _joined_bytes(tok, ids):
+  return b''.join(tok.token_bytes(i) for i in ids)
+
+
+def test_char_token_bytes():
+  tok = tokenizer_lib.CharTokenizer()
+  text = 'a\n\nb </think> {x}'
+  assert _joined_bytes(tok, tok.encode(text)) == text.encode()
+  assert tok.token_bytes(tok.token_to_id('\n')) == b'\n'
+  assert tok.token_bytes(tok.token_to_id('</think>')) == b'</think>'
+  for control in (tok.pad_id, tok.bos_id, tok.eos_id):
+    assert tok.token_bytes(control) == b''
+  with pytest.raises(ValueError, match='outside the vocabulary'):
+    tok.token_bytes(tok.vocab_size)
+
+
+def test_sentencepiece_token_bytes(sp_bpe):
+  # Spaces are '\u2581' in pieces; '\n' and 'é' only exist as byte pieces.
+  for text in [ARITHMETIC_TEXT, '  café\n\n x ', 'Answer: 12 plus 3']:
+    ids = sp_bpe.encode(text)
+    assert _joined_bytes(sp_bpe, ids) == text.encode(), text
+  newline = sp_bpe.token_to_id('<0x0A>')
+  assert sp_bpe.token_bytes(newline) == b'\n'
+  assert sp_bpe.token_bytes(sp_bpe.token_to_id('<0xC3>')) == b'\xc3'
+  for control in (sp_bpe.pad_id, sp_bpe.bos_id, sp_bpe.eos_id):
+    assert sp_bpe.token_bytes(control) == b''
+  think = sp_bpe.special_tokens['</think>']  # User-defined: its text.
+  assert sp_bpe.token_bytes(think) == b'</think>'
+  spaced = [i for i in range(sp_bpe.vocab_size)
+            if sp_bpe.id_to_token(i).startswith('\u2581')]
+  assert spaced and sp_bpe.token_bytes(spaced[0]).startswith(b' ')
+
+
+def test_hf_byte_level_token_bytes(hf_dir):
+  tok = tokenizer_lib.load_tokenizer(hf_dir)
+  # eos '<|im_end|>' and pad '<|endoftext|>' are control tokens: no bytes.
+  for text in HF_TEXTS:
+    expected = text.replace('<|im_end|>', '').replace('<|endoftext|>', '')
+    assert _joined_bytes(tok, tok.encode(text)) == expected.encode(), text
+  assert tok.token_bytes(tok.token_to_id('<|im_start|>')) == b'<|im_start|>'
+  assert tok.token_bytes(tok.eos_id) == b''
+  # Byte-level pieces of a multi-byte character are partial UTF-8 bytes.
+  ids = tok.encode('\u4e2d')
+  assert len(ids) > 1 and _joined_bytes(tok, ids) == '\u4e2d'.encode()
+  assert tok.token_bytes(tok.token_to_id('\u0120')) == b' '  # GPT-2's space.
+
+
+def test_hf_other_decoder_token_bytes():
+  vocab = {'[UNK]': 0, 'hello': 1, 'world': 2}
+  raw = tokenizers.Tokenizer(models.WordLevel(vocab, unk_token='[UNK]'))
+  raw.pre_tokenizer = pre_tokenizers.Whitespace()
+  tok = tokenizer_lib.HFTokenizer(raw, eos_token='[UNK]')
+  assert tok.token_bytes(1) == b'hello'
+  assert tok.token_bytes(0) == b''
+
+
 # load_tokenizer.
 
 

@@ -10,12 +10,14 @@ Two small kernels share the math (`_flash_step`):
 
 * GPU (Pallas Triton lowering, selected explicitly with
   `plgpu.CompilerParams`, since jax's default GPU lowering is Mosaic GPU).
-  Grid (B, K): one program per (row, KV head) handles that head's G query
-  heads, so each K/V block is loaded once per group. K/V stay in global memory
-  (strided [S, D] views); each block load goes to registers. Constraints
-  (Triton needs power-of-two tensor sizes, and `tl.dot` needs M, N, K >= 16):
-  `block_size` and D powers of two >= 16, S >= block_size (S itself is free).
-  G is zero-padded to max(16, next_pow2(G)) query rows.
+  Grid (B, K, splits): each program handles the G query heads of one KV head,
+  so each K/V block is loaded once per group, over one contiguous range of
+  blocks (flash-decoding split, so B * K small still fills the SMs; splits
+  past a row's length exit at once). Their float32 (acc, m, l) partials are
+  combined in jnp. K/V stay in global memory (strided [S, D] views); block
+  loads go to registers. Constraints (Triton needs power-of-two tensor sizes;
+  `tl.dot` needs M, N, K >= 16): `block_size` and D powers of two >= 16 (S is
+  free). G is zero-padded to max(16, next_pow2(G)) query rows.
 * TPU (Mosaic). Grid (B,) with `lengths` scalar-prefetched into SMEM; K/V stay
   in HBM (`memory_space=ANY`) viewed as [B, S, K*D], and [block_size, K*D]
   blocks are double-buffered into VMEM by manual DMA. All K heads of a block
@@ -25,7 +27,8 @@ Two small kernels share the math (`_flash_step`):
   work is free in this HBM-bound regime. The wrapper takes the diagonal blocks
   of the [B, H, K*D] result. Constraints ((8, 128) tiling: second-minor block
   dims multiple of 8 for f32 / 16 for bf16, or full): `block_size` and S
-  multiples of 8 (f32) / 16 (bf16), S >= block_size; H and K*D are full dims.
+  multiples of 8 (f32) / 16 (bf16); H and K*D are full dims. `block_size` is
+  first clamped to S on both backends.
 
 The last block is clamped to start at S - block_size when S is not a multiple
 of `block_size`; positions below i * block_size (already seen) or >= length
@@ -34,7 +37,10 @@ never reaches the output. Softmax state and accumulation are float32; for bf16
 inputs the probabilities are cast to bf16 for the PV matmul (standard flash).
 With `interpret=True` either kernel runs on CPU (the TPU one under TPU
 interpret mode, which simulates its DMAs and checks races / out-of-bounds
-reads); on a CPU backend the kernel is always interpreted.
+reads). On a CPU backend pass `interpret=True` (Pallas cannot compile for
+CPU); `interpret` is never switched on implicitly, so an AOT lowering for
+TPU / GPU from a CPU host (`.trace(...).lower(lowering_platforms=...)`) gets
+the real Mosaic / Triton kernel.
 """
 
 from __future__ import annotations
@@ -126,11 +132,17 @@ def _init_carry(rows: int, width: int):
           jnp.zeros((rows, width), _F32))
 
 
-def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, o_ref, *, block_size, scale,
-                precision):
-  """Refs: len [1], q [Gp, D], k/v [S, D] (strided view), o [Gp, D]."""
+def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref, *,
+                block_size, blocks_per_split, scale, precision):
+  """Flash loop over one sequence split of one (row, KV head).
+
+  Refs: len [1], q [Gp, D], k / v [S, D] (strided views); outputs are this
+  split's float32 partials: acc [Gp, D] (unnormalized), m / l [Gp, 1].
+  """
   length = len_ref[0]
   seq_len = k_ref.shape[0]
+  first = pl.program_id(2) * blocks_per_split
+  last = jnp.minimum(first + blocks_per_split, pl.cdiv(length, block_size))
   q = q_ref[...]
 
   def body(i, carry):
@@ -139,12 +151,12 @@ def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, o_ref, *, block_size, scale,
     return _flash_step(q, k_ref[blk, :], v_ref[blk, :], valid_row, valid_col,
                        carry, scale=scale, precision=precision)
 
-  carry = _init_carry(*q_ref.shape)
-  _, l, acc = lax.fori_loop(0, pl.cdiv(length, block_size), body, carry)
-  o_ref[...] = (acc / l).astype(o_ref.dtype)
+  # Splits past the row's length run no iterations (m = -inf, l = 0).
+  m_ref[...], l_ref[...], acc_ref[...] = lax.fori_loop(
+      first, last, body, _init_carry(*q_ref.shape))
 
 
-def _decode_gpu(q, k, v, lengths, block_size, interpret):
+def _decode_gpu(q, k, v, lengths, block_size, num_splits, interpret):
   b, h, d = q.shape
   s, kh = k.shape[1], k.shape[2]
   g = h // kh
@@ -152,28 +164,40 @@ def _decode_gpu(q, k, v, lengths, block_size, interpret):
   for name, x in (('block_size', block_size), ('head_dim', d)):
     if x < 16 or x & (x - 1):
       raise ValueError(f'GPU kernel needs {name} a power of two >= 16: {x}')
-  qg = jnp.pad(q.reshape(b, kh, g, d), ((0, 0), (0, 0), (0, gp - g), (0, 0)))
-  q_spec = pl.BlockSpec((None, None, gp, d), lambda i, j: (i, j, 0, 0))
-  kv_spec = pl.BlockSpec((None, s, None, d), lambda i, j: (i, 0, j, 0))
+  total = pl.cdiv(s, block_size)
+  num_splits = num_splits or max(1, 128 // (b * kh))  # ~128+ programs.
+  per = pl.cdiv(total, min(num_splits, total))
+  ns = pl.cdiv(total, per)
+  qg = jnp.pad(q.astype(k.dtype).reshape(b, kh, g, d),
+               ((0, 0), (0, 0), (0, gp - g), (0, 0)))
+  q_spec = pl.BlockSpec((None, None, gp, d), lambda i, j, c: (i, j, 0, 0))
+  kv_spec = pl.BlockSpec((None, s, None, d), lambda i, j, c: (i, 0, j, 0))
+  part = lambda n: pl.BlockSpec((None, None, None, gp, n),
+                                lambda i, j, c: (i, j, c, 0, 0))
   kernel = functools.partial(
-      _gpu_kernel, block_size=block_size, scale=1 / math.sqrt(d),
+      _gpu_kernel, block_size=block_size, blocks_per_split=per,
+      scale=1 / math.sqrt(d),
       precision=lax.Precision.HIGHEST)  # IEEE f32 (not TF32); no-op for bf16.
-  out = pl.pallas_call(
-      kernel, grid=(b, kh),
-      in_specs=[pl.BlockSpec((1,), lambda i, j: (i,)), q_spec, kv_spec,
+  shape = lambda n: jax.ShapeDtypeStruct((b, kh, ns, gp, n), _F32)
+  acc, m, l = pl.pallas_call(
+      kernel, grid=(b, kh, ns),
+      in_specs=[pl.BlockSpec((1,), lambda i, j, c: (i,)), q_spec, kv_spec,
                 kv_spec],
-      out_specs=q_spec,
-      out_shape=jax.ShapeDtypeStruct(qg.shape, q.dtype),
+      out_specs=[part(d), part(1), part(1)],
+      out_shape=[shape(d), shape(1), shape(1)],
       compiler_params=plgpu.CompilerParams(num_warps=4, num_stages=2),
       interpret=interpret, name='decode_attention_gpu',
   )(lengths, qg, k, v)
-  return out[:, :, :g].reshape(b, h, d)
+  w = jnp.exp(m - jnp.max(m, axis=2, keepdims=True))  # Split 0 is finite.
+  out = jnp.sum(w * acc, axis=2) / jnp.sum(w * l, axis=2)  # [B, K, Gp, D]
+  return out[:, :, :g].reshape(b, h, d).astype(q.dtype)
 
 
 def _tpu_kernel(len_ref, q_ref, k_hbm, v_hbm, o_ref, k_buf, v_buf, sems, *,
                 block_size, scale, precision):
-  """Refs: len [B] (SMEM), q [H, KD], k/v [B, S, KD] (HBM), o [H, KD].
+  """Double-buffered flash loop over the blocks of one row, all KV heads.
 
+  Refs: len [B] (SMEM), q [H, KD], k / v [B, S, KD] (HBM), o [H, KD].
   Scratch: k_buf / v_buf [2, block_size, KD] (VMEM), sems DMA[2, 2].
   """
   b = pl.program_id(0)
@@ -184,8 +208,10 @@ def _tpu_kernel(len_ref, q_ref, k_hbm, v_hbm, o_ref, k_buf, v_buf, sems, *,
   def copies(i, slot):
     start = jnp.minimum(i * block_size, seq_len - block_size)
     blk = pl.ds(pl.multiple_of(start, 8), block_size)
-    return [pltpu.make_async_copy(src.at[b, blk], buf.at[slot], sems.at[j, slot])
-            for j, (src, buf) in enumerate(((k_hbm, k_buf), (v_hbm, v_buf)))]
+    return [pltpu.make_async_copy(k_hbm.at[b, blk], k_buf.at[slot],
+                                  sems.at[0, slot]),
+            pltpu.make_async_copy(v_hbm.at[b, blk], v_buf.at[slot],
+                                  sems.at[1, slot])]
 
   for c in copies(0, 0):
     c.start()
@@ -218,12 +244,12 @@ def _decode_tpu(q, k, v, lengths, block_size, interpret):
   if block_size % sub or s % sub:
     raise ValueError(f'TPU kernel needs block_size ({block_size}) and S ({s}) '
                      f'multiples of {sub} for {jnp.dtype(k.dtype).name}')
-  eye = jnp.eye(kh, dtype=q.dtype)
-  q_bd = (q.reshape(b, kh, g, 1, d) * eye[None, :, None, :, None]).reshape(
+  eye = jnp.eye(kh, dtype=k.dtype)
+  q_bd = (q.astype(k.dtype).reshape(b, kh, g, 1, d) * eye[None, :, None, :, None]).reshape(
       b, h, kd)  # Row (j, g) holds q[j * G + g] in lanes [j * D, (j + 1) * D).
   q_spec = pl.BlockSpec((None, h, kd), lambda i, lens: (i, 0, 0))
   any_spec = pl.BlockSpec(memory_space=pl.ANY)
-  precision = lax.Precision.HIGHEST if q.dtype == _F32 else None
+  precision = lax.Precision.HIGHEST if k.dtype == _F32 else None
   kernel = functools.partial(_tpu_kernel, block_size=block_size,
                              scale=1 / math.sqrt(d), precision=precision)
   if interpret:
@@ -246,15 +272,18 @@ def _decode_tpu(q, k, v, lengths, block_size, interpret):
 
 
 @functools.partial(jax.jit,
-                   static_argnames=('block_size', 'interpret', 'backend'))
+                   static_argnames=('block_size', 'interpret', 'backend',
+                                    'num_splits'))
 def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
                      lengths: jax.Array, *, block_size: int = 256,
                      interpret: bool = False,
-                     backend: str | None = None) -> jax.Array:
+                     backend: str | None = None,
+                     num_splits: int | None = None) -> jax.Array:
   """Grouped-query decode attention of one new token per row (Pallas).
 
   Args:
     q: [B, H, D] queries of the new token, already RoPE-rotated; H = K * G.
+      Cast to the cache dtype for the matmuls.
     k: [B, S, K, D] key cache (S static, e.g. 32768).
     v: [B, S, K, D] value cache.
     lengths: [B] int32, valid cache entries per row, 1 <= lengths[b] <= S.
@@ -263,10 +292,12 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
       lengths do not recompile.
     block_size: keys per flash step (clamped to S); see the module docstring
       for the per-backend constraints.
-    interpret: run in Pallas interpret mode (CPU tests). Forced on a CPU
-      backend.
+    interpret: run in Pallas interpret mode (needed on CPU, e.g. tests).
     backend: 'gpu' (Triton) or 'tpu' (Mosaic); default: jax.default_backend(),
       with 'gpu' on CPU.
+    num_splits: GPU only: programs per (row, KV head) along the sequence
+      (flash-decoding), combined in float32 afterwards; default
+      max(1, 128 // (B * K)) so small batches still fill the GPU.
 
   Returns:
     [B, H, D] in q.dtype: softmax(q k^T / sqrt(D)) v over each row's valid
@@ -280,11 +311,11 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
                      f'[B]; got lengths {lengths.shape}')
   platform = jax.default_backend()
   backend = backend or ('tpu' if platform == 'tpu' else 'gpu')
-  interpret = bool(interpret) or platform == 'cpu'
   block_size = min(block_size, k.shape[1])
   lengths = lengths.astype(jnp.int32)
   if backend == 'gpu':
-    return _decode_gpu(q, k, v, lengths, block_size, interpret)
+    return _decode_gpu(q, k, v, lengths, block_size, num_splits,
+                       interpret)
   if backend == 'tpu':
     return _decode_tpu(q, k, v, lengths, block_size, interpret)
   raise ValueError(f"backend must be 'gpu' or 'tpu', got {backend!r}")

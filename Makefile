@@ -1,0 +1,40 @@
+# make quickstart : create .venv, install, train the synthetic-task demo.
+# make test       : create .venv, install with test extras, run the suite.
+#
+# Everything runs on the CPU here (JAX_PLATFORMS=cpu); on a GPU/TPU host
+# install jax for that backend and launch experiments/*.py directly.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/quickstart
+PYTEST_ARGS ?= -n 2
+export JAX_PLATFORMS ?= cpu
+export TPU_SKIP_MDS_QUERY ?= 1
+
+.PHONY: quickstart test install install-test clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: setup.py | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.py | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test,tpu]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+quickstart: $(VENV)/.installed
+	$(PY) experiments/sft.py --config=configs/sft/synthetic.py \
+	    --workdir=$(WORKDIR)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

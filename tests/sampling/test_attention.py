@@ -1,0 +1,102 @@
+"""Cache attention against the training path's attention and NumPy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreason.models.transformer import dot_product_attention
+from jaxreason.sampling import attention
+
+# Jitted: eager loops would compile on every call.
+cached_attention = jax.jit(attention.cached_attention,
+                           static_argnames=('block_size', 'layer'))
+decode_attention_reference = jax.jit(attention.decode_attention_reference)
+
+B, S, H, K, D = 3, 48, 4, 2, 8
+LENGTHS = np.array([5, 33, 17], np.int32)
+
+
+def _qkv(t, seed=0):
+  kq, kk, kv = jax.random.split(jax.random.key(seed), 3)
+  return (jax.random.normal(kq, (B, t, H, D)),
+          jax.random.normal(kk, (B, S, K, D)),
+          jax.random.normal(kv, (B, S, K, D)))
+
+
+def _reference(q, k, v, q_positions, kv_lengths):
+  """The training path's attention with the cache masks spelled out."""
+  key = np.arange(S)
+  mask = ((key[None, None, :] <= np.asarray(q_positions)[:, :, None])
+          & (key[None, None, :] < np.asarray(kv_lengths)[:, None, None]))
+  return dot_product_attention(q, k, v, jnp.asarray(mask)[:, None])
+
+
+def test_blocked_matches_dense_attention():
+  t = 3
+  q, k, v = _qkv(t)
+  # The last 3 tokens of each row, as in a prefill chunk.
+  q_positions = LENGTHS[:, None] - t + np.arange(t)[None]
+  for block_size in (8, 64):  # 64 > S: one block of S.
+    out = cached_attention(q, k, v, q_positions, LENGTHS,
+                           block_size=block_size)
+    np.testing.assert_allclose(out, _reference(q, k, v, q_positions, LENGTHS),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_blocks_past_every_length_are_never_read():
+  q, k, v = _qkv(1, seed=1)
+  q_positions = LENGTHS[:, None] - 1
+  expected = cached_attention(q, k, v, q_positions, LENGTHS, block_size=8)
+  # max length 33 -> blocks 0..4 (keys 0..39) are read; poison the rest.
+  poison = jnp.arange(S)[None, :, None, None] >= 40
+  k_bad, v_bad = (jnp.where(poison, jnp.nan, x) for x in (k, v))
+  out = cached_attention(q, k_bad, v_bad, q_positions, LENGTHS, block_size=8)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+  # A longer row makes the loop read the poisoned blocks.
+  longer = LENGTHS.copy()
+  longer[0] = 41
+  out = cached_attention(q, k_bad, v_bad, q_positions, longer, block_size=8)
+  assert np.isnan(np.asarray(out)[0]).all()
+
+
+def test_stacked_layers_read_in_place():
+  q, k, v = _qkv(2, seed=2)
+  q_positions = LENGTHS[:, None] - 2 + np.arange(2)[None]
+  k_all = jnp.stack([k * 0.5, k, -k])
+  v_all = jnp.stack([v, v * 2, v])
+  out = cached_attention(q, k_all, v_all, q_positions, LENGTHS,
+                         block_size=16, layer=1)
+  expected = cached_attention(q, k, v * 2, q_positions, LENGTHS,
+                              block_size=16)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+
+
+def test_decode_reference_matches_numpy_and_blocked():
+  q, k, v = _qkv(1, seed=3)
+  lengths = np.array([5, 48, 0], np.int32)  # Full and empty rows too.
+  out = np.asarray(decode_attention_reference(q[:, 0], k, v, lengths))
+  qn, kn, vn = (np.asarray(x, np.float64) for x in (q[:, 0], k, v))
+  for b in range(B):
+    n = lengths[b]
+    if n == 0:
+      np.testing.assert_array_equal(out[b], 0)
+      continue
+    for h in range(H):
+      kh = h // (H // K)
+      s = kn[b, :n, kh] @ qn[b, h] / np.sqrt(D)
+      p = np.exp(s - s.max())
+      p /= p.sum()
+      np.testing.assert_allclose(out[b, h], p @ vn[b, :n, kh], atol=1e-5)
+  blocked = cached_attention(q, k, v, lengths[:, None] - 1, lengths,
+                             block_size=16)
+  np.testing.assert_allclose(np.asarray(blocked)[:, 0], out, atol=1e-6)
+
+
+def test_bfloat16_cache():
+  q, k, v = (x.astype(jnp.bfloat16) for x in _qkv(1, seed=4))
+  q_positions = LENGTHS[:, None] - 1
+  out = cached_attention(q, k, v, q_positions, LENGTHS, block_size=16)
+  assert out.dtype == jnp.bfloat16
+  ref = decode_attention_reference(q[:, 0], k, v, LENGTHS)
+  np.testing.assert_allclose(np.asarray(out[:, 0], np.float32),
+                             np.asarray(ref, np.float32), atol=2e-2)
