@@ -26,6 +26,8 @@ setup(
         'tokenizers>=0.20',
         'tensorboardX',
         'matplotlib',
+        'math-verify',
+        'sympy',
     ],
     extras_require={
         # Parity tests use Hugging Face transformers on a CPU torch build.

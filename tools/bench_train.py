@@ -35,9 +35,17 @@ The same peak divides both sides. Timed steps of the sides are interleaved
 (jax, torch, jax, torch ...) so that other processes slow them alike.
 
 `--profile` adds, per framework: forward-only, forward+backward and
-optimizer-only timings, the number of compilations of the step, whether
-donation freed the old state, XLA's flop count, and the top ops of one step
-(from a JAX profiler trace / torch.profiler).
+optimizer-only timings (medians); for JAX also the number of compilations of
+the step, whether donation freed the old state, XLA's flop count of the step,
+and one step's HLO ops from a profiler trace, summed by category (matmul,
+transpose, reduce, ...) and phase (forward / backward / other, from the name
+stack); for torch the top ops of torch.profiler. Op times are summed over
+threads, so they can exceed the step's wall time.
+
+Run it on an idle machine; the load average is recorded at start and end.
+Other processes slow the two sides differently: torch runs many small
+OpenMP-parallel ops, each ending in a barrier that waits for a descheduled
+thread, while XLA runs fewer fused ops on a work-stealing pool.
 
 XLA CPU flags are process-wide: set them in the environment, e.g.
 `XLA_FLAGS=--xla_cpu_use_onednn=true`; they are recorded in the JSON. Faking
@@ -135,7 +143,7 @@ def _time_loop(fn: Callable[[], Any], n: int) -> list[float]:
   return times
 
 
-# Peak matmul rate ---------------------------------------------------------------
+# Peak matmul rate -------------------------------------------------------------
 
 
 def matmul_rates(n: int, iters: int) -> dict[str, Any]:
@@ -174,7 +182,8 @@ def matmul_rates(n: int, iters: int) -> dict[str, Any]:
         best[k] = min(best[k], min(_time_loop(fn, iters)))
   rate = {k: 2.0 * n**3 / t for k, t in best.items()}
   return {
-      'n': n, 'jax_flops_per_s': rate['jax'], 'torch_flops_per_s': rate['torch'],
+      'n': n, 'jax_flops_per_s': rate['jax'],
+      'torch_flops_per_s': rate['torch'],
       'peak_flops_per_s': max(rate['jax'], rate['torch']),
       'jax_max_rel_err': errors['jax'], 'torch_max_rel_err': errors['torch'],
       'jax_precision_check': {
@@ -184,7 +193,7 @@ def matmul_rates(n: int, iters: int) -> dict[str, Any]:
   }
 
 
-# JAX side -----------------------------------------------------------------------
+# JAX side ---------------------------------------------------------------------
 
 
 def _optim_cfg() -> dict[str, Any]:
@@ -313,7 +322,8 @@ def _trace_op_times(trace_dir: str, module_prefix: str) -> dict[str, float]:
 def _sum_by(op_times, ops, key) -> dict[str, float]:
   out: dict[str, float] = collections.defaultdict(float)
   for name, t in op_times.items():
-    out[key(ops.get(name, {'opcode': name, 'contains': '', 'op_name': ''}))] += t
+    info = ops.get(name, {'opcode': name, 'contains': '', 'op_name': ''})
+    out[key(info)] += t
   return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
@@ -363,12 +373,14 @@ def profile_jax(side: JaxSide) -> dict[str, Any]:
       'op_time_by_category': _sum_by(op_times, ops, _category),
       'op_time_by_phase': _sum_by(op_times, ops,
                                   lambda o: _phase(o['op_name'])),
+      'op_time_by_category_and_phase': _sum_by(
+          op_times, ops, lambda o: f'{_category(o)}/{_phase(o["op_name"])}'),
       'top_ops': [{'name': k, 'time_s': v, 'pct': 100 * v / total,
                    **ops.get(k, {})} for k, v in top],
   }
 
 
-# torch side ---------------------------------------------------------------------
+# torch side -------------------------------------------------------------------
 
 
 class TorchSide:
@@ -400,8 +412,8 @@ class TorchSide:
     return loss.detach().item()
 
   def report(self) -> dict[str, Any]:
-    return {'num_params_hf': self.num_params,
-            'attn_implementation': self.model.config._attn_implementation}  # pylint: disable=protected-access
+    attn = self.model.config._attn_implementation  # pylint: disable=protected-access
+    return {'num_params_hf': self.num_params, 'attn_implementation': attn}
 
   def profile(self) -> dict[str, Any]:
     return profile_torch(self)
@@ -443,7 +455,7 @@ def profile_torch(side: TorchSide) -> dict[str, Any]:
   }
 
 
-# Driver -------------------------------------------------------------------------
+# Driver -----------------------------------------------------------------------
 
 
 def machine_info() -> dict[str, Any]:
@@ -631,7 +643,8 @@ def print_profiles(results) -> None:
         continue
       print(f'\n## {r["shape"]} {side}: step {x["step_time_median_s"]:.3f}s, '
             f'forward {p["forward_s"]:.3f}s, forward+backward '
-            f'{p["forward_backward_s"]:.3f}s, optimizer {p["optimizer_s"]:.3f}s')
+            f'{p["forward_backward_s"]:.3f}s, optimizer '
+            f'{p["optimizer_s"]:.3f}s')
       if side == 'jax':
         fpt = r['flops_per_token']['total'] * r['batch'] * r['seq_len']
         print(f'compilations {x["compilations"]}, donated {x["donated"]}, '

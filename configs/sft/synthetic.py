@@ -21,7 +21,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.data = dict(
       source='synthetic',
       task=dict(num_steps=4, min_operand=1, max_operand=9, modulus=10,
-                word_problem=True),
+                ops=('+', '-', '*'), word_problem=False),
       num_train=50_000, num_eval=256, seed=0)
 
   # vocab_size=0 takes the tokenizer's vocabulary size.

@@ -17,14 +17,13 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from jaxreason.data import pipeline, sources
 from jaxreason.data import synthetic
+from jaxreason.evals import pass_at_k
 from jaxreason.losses.sft import sft_loss
 from jaxreason.models import hf
 from jaxreason.models.transformer import Transformer
-from jaxreason.sampling.reference import greedy_generate
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import loop, optim, plots
@@ -129,23 +128,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def evaluate(params, model_cfg, tokenizer, records, *, max_new_tokens: int,
              num_samples_shown: int = 5) -> dict[str, Any]:
   """Greedy pass@1 of records with 'answer' (answer in the last \\boxed{})."""
-  params = jax.device_get(params)
-  prompts = [tokenizer.encode(r['prompt'], add_bos=tokenizer.bos_id is not None)
-             for r in records]
-  outs = greedy_generate(params, model_cfg, prompts,
-                         max_new_tokens=max_new_tokens,
-                         eos_id=tokenizer.eos_id)
-  texts = [tokenizer.decode(o, skip_special_tokens=True) for o in outs]
-  correct = [synthetic.extract_boxed(t) == r['answer']
-             for t, r in zip(texts, records)]
-  n = len(records)
-  acc = float(np.mean(correct)) if n else 0.0
-  half = 1.96 * np.sqrt(acc * (1 - acc) / max(n, 1))
-  return {
-      'accuracy': acc, 'ci95': [max(0.0, acc - half), min(1.0, acc + half)],
-      'num_problems': n,
-      'samples': [{'prompt': r['prompt'], 'completion': t,
-                   'answer': r['answer'], 'correct': bool(c)}
-                  for r, t, c in list(zip(records, texts, correct))
-                  [:num_samples_shown]],
-  }
+  return pass_at_k.evaluate(
+      jax.device_get(params), model_cfg, tokenizer, records,
+      lambda text, rec: synthetic.extract_boxed(text) == rec['answer'],
+      max_new_tokens=max_new_tokens, temperature=0.0,
+      num_samples_shown=num_samples_shown)

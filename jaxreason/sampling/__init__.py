@@ -2,7 +2,7 @@
 
   from jaxreason import sampling
   sampler = sampling.Sampler(config, cache_size=4096, tokenizer=tok,
-                             stop_strings=('\n\n',))
+                             stop_strings=('\\n\\n',))
   state = sampler.prefill(params, prompts, num_samples=4)
   state, out = sampler.decode(params, state,
                               sampling.SamplingParams.make(

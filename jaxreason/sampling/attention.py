@@ -1,4 +1,4 @@
-"""Attention over a KV cache: the blocked jnp path and the decode-kernel contract.
+"""Attention over a KV cache: the blocked jnp path and the kernel contract.
 
 Three functions:
 
@@ -18,7 +18,8 @@ Three functions:
 
 Masking: key j is visible to query (b, t) iff j <= q_positions[b, t] and
 j < kv_lengths[b] (causal by cache position, which is also the RoPE position,
-since prompts are left-aligned). A query with no visible key gets zeros.
+since prompts are left-aligned). A query with no visible key gets zeros;
+cache entries at index >= kv_lengths[b] never reach the output, even if NaN.
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ def cached_attention(q: Array, k_cache: Array, v_cache: Array,
     scores = jnp.einsum('btkgd,bskd->bkgts', qg, k_blk,
                         preferred_element_type=jnp.float32) * scale
     key = start + jnp.arange(bs)  # [bs]
-    visible = ((key[None, None, :] <= q_positions[:, :, None])
-               & (key[None, None, :] < kv_lengths[:, None, None]))  # [B,T,bs]
+    filled = key[None, :] < kv_lengths[:, None]  # [B, bs]
+    visible = (key[None, None, :] <= q_positions[:, :, None]) & filled[:, None]
     scores = jnp.where(visible[:, None, None], scores, -jnp.inf)
+    # Unfilled entries may hold anything (even NaN): 0 * NaN would leak.
+    v_blk = jnp.where(filled[:, :, None, None], v_blk, 0)
     m_new = jnp.maximum(m, scores.max(-1))
     m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)  # No key seen yet.
     p = jnp.exp(scores - m_safe[..., None])  # [B, K, G, T, bs]
@@ -117,22 +120,27 @@ def decode_attention_reference(q: Array, k: Array, v: Array,
       is already in the cache).
 
   Returns:
-    [B, H, D] in q.dtype. Scores and softmax are float32; probabilities are
-    cast to v.dtype before the weighted sum (as the training path does). A
+    [B, H, D] in q.dtype. q is cast to k.dtype (as the kernel does); scores
+    and softmax are float32 and the dots use HIGHEST precision (an exact
+    reference on every backend); probabilities are cast to v.dtype before
+    the weighted sum (as the training path and the kernel do).
+    Entries at index >= lengths[b] are never used, even if they hold NaN. A
     row with length 0 gets zeros.
   """
   b, h, d = q.shape
   _, s, kv, _ = k.shape
   assert k.shape == v.shape == (b, s, kv, d), (q.shape, k.shape, v.shape)
   assert lengths.shape == (b,), lengths.shape
-  qg = q.reshape(b, kv, h // kv, d)
-  scores = jnp.einsum('bkgd,bskd->bkgs', qg, k,
+  qg = q.reshape(b, kv, h // kv, d).astype(k.dtype)
+  hi = jax.lax.Precision.HIGHEST  # Exact f32 dots on GPU (TF32) and TPU too.
+  scores = jnp.einsum('bkgd,bskd->bkgs', qg, k, precision=hi,
                       preferred_element_type=jnp.float32) / math.sqrt(d)
   visible = (jnp.arange(s)[None, :] < lengths[:, None])[:, None, None]
   scores = jnp.where(visible, scores, -jnp.inf)
   probs = jax.nn.softmax(scores, axis=-1)
   probs = jnp.where(visible, probs, 0.0).astype(v.dtype)  # NaN rows -> 0.
-  out = jnp.einsum('bkgs,bskd->bkgd', probs, v,
+  v = jnp.where(visible[:, 0, 0, :, None, None], v, 0)  # Even NaN is unused.
+  out = jnp.einsum('bkgs,bskd->bkgd', probs, v, precision=hi,
                    preferred_element_type=jnp.float32)
   return out.reshape(b, h, d).astype(q.dtype)
 
@@ -177,9 +185,9 @@ def make_attention_fn(spec: AttentionSpec) -> AttentionFn:
   def fn(q, k_all, v_all, q_positions, kv_lengths, layer):
     if kernel is not None and q.shape[1] == 1:
       # One token per row: its key is the last valid one, so "key <= query
-      # position" is "key < kv_length", the kernel's mask. The layer slice is
-      # copied; a kernel taking the stacked cache would avoid that.
-      out = kernel(q[:, 0], k_all[layer], v_all[layer], kv_lengths,
+      # position" is "key < kv_length", the kernel's mask. The kernel takes
+      # the stacked cache and the layer (read in place on GPU).
+      out = kernel(q[:, 0], k_all, v_all, kv_lengths, layer=layer,
                    block_size=spec.block_size, interpret=spec.interpret)
       return out[:, None]
     return cached_attention(q, k_all, v_all, q_positions, kv_lengths,

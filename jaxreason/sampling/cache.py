@@ -1,4 +1,4 @@
-"""The KV cache and the decoding state: pytrees that jitted functions pass along.
+"""The KV cache and the decoding state: pytrees passed to jitted functions.
 
 Layout: prompts are left-aligned. Row b holds its tokens at cache indices
 0..lengths[b]-1 and the RoPE position of a token is its cache index, so
@@ -14,7 +14,6 @@ from typing import Sequence
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxreason.models.transformer import TransformerConfig
 
@@ -93,7 +92,7 @@ class DecodeState:
     (see `sampling_params.row_keys`), so duplicated rows sample differently,
     and decoding the result equals decoding the same prompts from scratch.
     """
-    rows = jnp.asarray(np.asarray(rows), jnp.int32)
+    rows = jnp.asarray(rows, jnp.int32)
     return DecodeState(cache=self.cache.take(rows),
                        logits=jnp.take(self.logits, rows, axis=0))
 

@@ -94,7 +94,7 @@ class Completion:
   text: str | None = None  # With a tokenizer.
 
 
-# Jitted pieces -----------------------------------------------------------------
+# Jitted pieces ----------------------------------------------------------------
 
 
 @functools.partial(jax.jit, static_argnames=('config', 'attention'),
@@ -192,7 +192,7 @@ def decode_loop(params: Params, state: DecodeState, sampling: SamplingParams,
       finish_reason=final.reason)
 
 
-# The host-side API -------------------------------------------------------------
+# The host-side API ------------------------------------------------------------
 
 
 class Sampler:
@@ -262,7 +262,7 @@ class Sampler:
 
     For a tool's output, a hint ("Wait"), a verifier's question: the result
     can be decoded from, and its `logits` are the next-token distribution
-    (e.g. a verifier's "yes" / "no" probabilities).
+    (e.g. a verifier's "yes" / "no" probabilities). Consumes `state`.
     """
     if len(appended) != state.batch_size:
       raise ValueError(f'{len(appended)} sequences for {state.batch_size} rows')
@@ -303,9 +303,11 @@ class Sampler:
              ) -> tuple[DecodeState, GenerationOutput]:
     """Samples up to max_new_tokens (scalar or per row) tokens per row.
 
-    Consumes `state` (donated). A row that fills the cache stops with
-    finish reason 'length'. No host round trip happens until the outputs are
-    read.
+    Consumes `state` (donated). Every row with max_new_tokens > 0 samples,
+    including rows that ended (EOS, stop string) in an earlier call: pass 0
+    for rows that should stay put. A row that fills the cache stops with
+    finish reason 'length'. Nothing is copied to the host until the outputs
+    are read.
     """
     b = state.batch_size
     max_new = np.broadcast_to(np.asarray(max_new_tokens, np.int32), (b,))

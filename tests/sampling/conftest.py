@@ -4,7 +4,7 @@ import pytest
 
 from jaxreason.sampling import Sampler
 
-from sampling_testlib import CONFIG, SAMPLER_KW, random_params  # pylint: disable=g-bad-import-order
+from sampling_testlib import CONFIG, SAMPLER_KW, random_params
 
 
 @pytest.fixture(scope='session')

@@ -38,8 +38,15 @@ def random_params(config: TransformerConfig, seed: int = 0):
 
 
 def full_logits(params, tokens) -> np.ndarray:
-  """Cache-free forward pass of one sequence: [T, V]."""
-  return np.asarray(_forward(params, jnp.asarray([tokens], jnp.int32))[0])
+  """Cache-free forward pass of one sequence: [T, V].
+
+  Right-padded to 64 tokens (padding does not change earlier logits in a
+  causal model), so one compilation serves every length.
+  """
+  assert len(tokens) <= 64, len(tokens)
+  padded = np.zeros((1, 64), np.int32)
+  padded[0, :len(tokens)] = tokens
+  return np.asarray(_forward(params, jnp.asarray(padded))[0, :len(tokens)])
 
 
 @jax.jit

@@ -1,4 +1,8 @@
-"""Pallas decode attention (interpret mode on CPU) vs references; lowering."""
+"""Pallas decode attention (interpret mode on CPU) vs references; lowering.
+
+References: `jaxreason.sampling.attention.decode_attention_reference` (the
+contract, shared with the sampler tests) and a per-head float64 NumPy loop.
+"""
 
 import importlib.util
 import math
@@ -12,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxreason.sampling import kernels
+from jaxreason.sampling.attention import decode_attention_reference
 from jaxreason.sampling.kernels import decode_attention
-from jaxreason.sampling.kernels import decode_attention_reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -142,6 +147,30 @@ def test_jit_lengths_do_not_recompile(backend):
                                atol=1e-5, rtol=0)
   assert len(traces) == 1
   assert step._cache_size() == 1  # pylint: disable=protected-access
+
+
+def test_one_reference():
+  assert kernels.decode_attention_reference is decode_attention_reference
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_stacked_cache_layer(backend):
+  """k [L, B, S, K, D] + layer equals the layer's slice (GPU: read in place)."""
+  cfg = CONFIGS['clamped_tail']
+  q, k, v, lengths = _inputs(cfg, seed=7)
+  k_all = jnp.stack([k * 3.0, k, jnp.full_like(k, jnp.nan)])
+  v_all = jnp.stack([-v, v, jnp.full_like(v, jnp.nan)])
+  expected = _numpy_attention(q, k, v, lengths)
+  for layer, (kl, vl) in enumerate(zip(k_all[:2], v_all[:2])):
+    out = decode_attention(q, k_all, v_all, lengths, layer=layer,
+                           block_size=cfg[5], interpret=True, backend=backend)
+    np.testing.assert_allclose(
+        out, decode_attention_reference(q, kl, vl, lengths), atol=1e-5,
+        rtol=0)
+  np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
+  with pytest.raises(ValueError, match='layer=3'):
+    decode_attention(q, k_all, v_all, lengths, layer=3, interpret=True,
+                     backend=backend)
 
 
 @pytest.mark.parametrize('num_splits', [1, 3])

@@ -8,7 +8,6 @@ continuation appended to a decoded state.
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxreason.models.transformer import Transformer
@@ -17,7 +16,7 @@ from jaxreason.sampling import SamplingParams
 from jaxreason.sampling.attention import AttentionSpec
 from jaxreason.sampling.attention import make_attention_fn
 
-from sampling_testlib import BATCH, CONFIG, full_logits, prompts_of  # pylint: disable=g-bad-import-order
+from sampling_testlib import BATCH, CONFIG, full_logits, prompts_of
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 LENGTHS = [29, 3, 17, 8]

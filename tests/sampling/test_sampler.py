@@ -1,7 +1,4 @@
-"""The sampler end to end: HF greedy parity, compile-once, seeds, row surgery."""
-
-import sys
-import types
+"""The sampler end to end: HF greedy parity, compile-once, seeds, rows."""
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +13,7 @@ from jaxreason.sampling import attention
 from jaxreason.sampling import reference
 from jaxreason.sampling import sampler as sampler_lib
 
-from sampling_testlib import BATCH, CONFIG, SAMPLER_KW, prompts_of  # pylint: disable=g-bad-import-order
+from sampling_testlib import BATCH, CONFIG, SAMPLER_KW, prompts_of
 
 LENGTHS = [6, 13, 1, 21]
 
@@ -62,7 +59,8 @@ def test_decode_compiles_once(params, sampler):
   prompts = prompts_of(LENGTHS, seed=12)
   _sample(sampler, params, prompts, 0)  # Compiled (here or earlier).
   traces = dict(sampler_lib.TRACE_COUNTS)
-  compiled = sampler_lib.decode_loop._cache_size()  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  compiled = sampler_lib.decode_loop._cache_size()
   settings = [dict(temperature=0.0), dict(temperature=0.3, top_p=0.5),
               dict(temperature=[1.5, 0.0, 0.7, 1.0], top_k=[3, 0, 5, 0],
                    min_p=0.2)]
@@ -70,7 +68,8 @@ def test_decode_compiles_once(params, sampler):
     _, out = _sample(sampler, params, prompts, i, max_new=9 + i, **sampling)
     assert max(len(t) for t in out.token_lists()) == 9 + i
   assert dict(sampler_lib.TRACE_COUNTS) == traces
-  assert sampler_lib.decode_loop._cache_size() == compiled  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  assert sampler_lib.decode_loop._cache_size() == compiled
 
 
 def test_deterministic_given_seed(params, sampler):
@@ -81,6 +80,13 @@ def test_deterministic_given_seed(params, sampler):
   np.testing.assert_array_equal(np.asarray(runs[0].logprobs),
                                 np.asarray(runs[1].logprobs))
   assert runs[0].token_lists() != runs[2].token_lists()
+  # Streams follow (seed, row, position): splitting a decode changes nothing.
+  sp = SamplingParams.make(BATCH, temperature=1.0)
+  state = sampler.prefill(params, prompts)
+  state, first = sampler.decode(params, state, sp, jax.random.key(5), 6)
+  _, rest = sampler.decode(params, state, sp, jax.random.key(5), 10)
+  assert [a + b for a, b in zip(first.token_lists(), rest.token_lists())
+         ] == runs[0].token_lists()
 
 
 def test_shared_prefill_equals_repeated_prompts(params, sampler):
@@ -143,9 +149,7 @@ def test_pallas_switch_calls_the_kernel(params, sampler, monkeypatch):
     calls.append((q.shape, k.shape, block_size, interpret))
     return attention.decode_attention_reference(q, k, v, lengths)
 
-  fake = types.ModuleType('jaxreason.sampling.kernels')
-  fake.decode_attention = decode_attention
-  monkeypatch.setitem(sys.modules, 'jaxreason.sampling.kernels', fake)
+  monkeypatch.setattr(attention, 'load_kernel', lambda: decode_attention)
   pallas = Sampler(CONFIG, eos_ids=(), attention_impl='pallas',
                    interpret=True, **SAMPLER_KW)
   prompts = prompts_of(LENGTHS, seed=17)

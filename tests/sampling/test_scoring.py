@@ -7,7 +7,7 @@ import pytest
 from jaxreason.sampling import SamplingParams
 from jaxreason.sampling import score
 
-from sampling_testlib import BATCH, CONFIG, full_logits, prompts_of  # pylint: disable=g-bad-import-order
+from sampling_testlib import BATCH, CONFIG, full_logits, prompts_of
 
 
 def _log_softmax(x):

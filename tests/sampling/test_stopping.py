@@ -9,7 +9,8 @@ from jaxreason.sampling import SamplingParams
 from jaxreason.sampling import Sampler
 from jaxreason.sampling import stopping
 
-from sampling_testlib import BATCH, CONFIG, SAMPLER_KW, TOKENIZER, prompts_of  # pylint: disable=g-bad-import-order
+from sampling_testlib import BATCH, CONFIG, SAMPLER_KW, TOKENIZER
+from sampling_testlib import prompts_of
 
 # Multi-byte tokens: stop strings inside a token, across two or three tokens,
 # and a UTF-8 character split over two byte-level tokens.

@@ -30,6 +30,19 @@ Two small kernels share the math (`_flash_step`):
   multiples of 8 (f32) / 16 (bf16); H and K*D are full dims. `block_size` is
   first clamped to S on both backends.
 
+The stacked cache. The sampler keeps all layers in one [L, B, S, K, D] array
+and passes it with a static `layer`. The GPU kernel reads that layer in place:
+its BlockSpec index map adds the layer offset, so no [B, S, K, D] slice (a copy
+of the layer's whole cache, every step) is made. The TPU kernel still takes
+the slice: it views a layer as lane-dense [B, S, K*D], and on TPU merging
+(K, D) into one minor dim is a relayout (a copy) whether or not the layer is
+sliced first, because the (8, 128)-tiled layout of [.., K, D] pads K. Reading
+in place there needs the cache stored as [L, B, S, K*D], a layout change of
+`jaxreason.sampling.cache` left for when the TPU path is tuned.
+
+The contract, and what the tests compare against, is
+`jaxreason.sampling.attention.decode_attention_reference` (re-exported here).
+
 The last block is clamped to start at S - block_size when S is not a multiple
 of `block_size`; positions below i * block_size (already seen) or >= length
 are masked in both the logits and V, so garbage (even NaN) past a row's length
@@ -56,35 +69,6 @@ from jax.experimental.pallas import triton as plgpu
 import jax.numpy as jnp
 
 _F32 = jnp.float32
-
-
-def decode_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array,
-                               lengths: jax.Array) -> jax.Array:
-  """Masked full softmax over all S cache entries (plain jnp, float32).
-
-  Args:
-    q: [B, H, D] queries of the new token (H = K * G).
-    k: [B, S, K, D] key cache.
-    v: [B, S, K, D] value cache.
-    lengths: [B] int32, number of valid cache entries per row (>= 1).
-
-  Returns:
-    [B, H, D] attention output in q.dtype. Entries at index >= lengths[b] are
-    ignored even if they hold NaN.
-  """
-  b, h, d = q.shape
-  s, kh = k.shape[1], k.shape[2]
-  valid = jnp.arange(s)[None, :] < lengths[:, None]  # [B, S]
-  vmask = valid[:, :, None, None]
-  kf = jnp.where(vmask, k.astype(_F32), 0.0)
-  vf = jnp.where(vmask, v.astype(_F32), 0.0)
-  qf = q.astype(_F32).reshape(b, kh, h // kh, d)
-  hi = lax.Precision.HIGHEST
-  logits = jnp.einsum('bkgd,bskd->bkgs', qf, kf, precision=hi) / math.sqrt(d)
-  logits = jnp.where(valid[:, None, None, :], logits, -jnp.inf)
-  probs = jax.nn.softmax(logits, axis=-1)
-  out = jnp.einsum('bkgs,bskd->bkgd', probs, vf, precision=hi)
-  return out.reshape(b, h, d).astype(q.dtype)
 
 
 def _block_masks(i, length, block_size: int, seq_len: int):
@@ -156,9 +140,10 @@ def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref, *,
       first, last, body, _init_carry(*q_ref.shape))
 
 
-def _decode_gpu(q, k, v, lengths, block_size, num_splits, interpret):
+def _decode_gpu(q, k, v, lengths, layer, block_size, num_splits, interpret):
+  """k, v: the stacked [L, B, S, K, D] cache; `layer` is read in place."""
   b, h, d = q.shape
-  s, kh = k.shape[1], k.shape[2]
+  s, kh = k.shape[2], k.shape[3]
   g = h // kh
   gp = max(16, pl.next_power_of_2(g))
   for name, x in (('block_size', block_size), ('head_dim', d)):
@@ -171,7 +156,10 @@ def _decode_gpu(q, k, v, lengths, block_size, num_splits, interpret):
   qg = jnp.pad(q.astype(k.dtype).reshape(b, kh, g, d),
                ((0, 0), (0, 0), (0, gp - g), (0, 0)))
   q_spec = pl.BlockSpec((None, None, gp, d), lambda i, j, c: (i, j, 0, 0))
-  kv_spec = pl.BlockSpec((None, s, None, d), lambda i, j, c: (i, 0, j, 0))
+  # A strided [S, D] view of (layer, row i, KV head j): no layer slice is
+  # materialized, the kernel addresses the stacked cache directly.
+  kv_spec = pl.BlockSpec((None, None, s, None, d),
+                         lambda i, j, c: (layer, i, 0, j, 0))
   part = lambda n: pl.BlockSpec((None, None, None, gp, n),
                                 lambda i, j, c: (i, j, c, 0, 0))
   kernel = functools.partial(
@@ -237,6 +225,7 @@ def _tpu_kernel(len_ref, q_ref, k_hbm, v_hbm, o_ref, k_buf, v_buf, sems, *,
 
 
 def _decode_tpu(q, k, v, lengths, block_size, interpret):
+  """k, v: one layer's [B, S, K, D] cache."""
   b, h, d = q.shape
   s, kh = k.shape[1], k.shape[2]
   g, kd = h // kh, kh * d
@@ -272,24 +261,33 @@ def _decode_tpu(q, k, v, lengths, block_size, interpret):
 
 
 @functools.partial(jax.jit,
-                   static_argnames=('block_size', 'interpret', 'backend',
-                                    'num_splits'))
+                   static_argnames=('layer', 'block_size', 'interpret',
+                                    'backend', 'num_splits'))
 def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                     lengths: jax.Array, *, block_size: int = 256,
-                     interpret: bool = False,
+                     lengths: jax.Array, *, layer: int | None = None,
+                     block_size: int = 256, interpret: bool = False,
                      backend: str | None = None,
                      num_splits: int | None = None) -> jax.Array:
   """Grouped-query decode attention of one new token per row (Pallas).
 
+  The contract (and the reference the tests check) is
+  `jaxreason.sampling.attention.decode_attention_reference` applied to
+  (q, k[layer], v[layer], lengths).
+
   Args:
     q: [B, H, D] queries of the new token, already RoPE-rotated; H = K * G.
       Cast to the cache dtype for the matmuls.
-    k: [B, S, K, D] key cache (S static, e.g. 32768).
-    v: [B, S, K, D] value cache.
+    k: [B, S, K, D] key cache (S static, e.g. 32768), or all layers'
+      [L, B, S, K, D] with `layer` picking one.
+    v: like k.
     lengths: [B] int32, valid cache entries per row, 1 <= lengths[b] <= S.
       Entries at index >= lengths[b] are never used; whole blocks at or past
       ceil(lengths[b] / block_size) are never read. Values are traced: new
       lengths do not recompile.
+    layer: with a stacked cache, the layer to attend to (a Python int). The
+      GPU kernel reads it in place (its BlockSpec offsets into the stacked
+      array); the TPU kernel takes the slice k[layer] first, see the module
+      docstring.
     block_size: keys per flash step (clamped to S); see the module docstring
       for the per-backend constraints.
     interpret: run in Pallas interpret mode (needed on CPU, e.g. tests).
@@ -304,18 +302,26 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
     entries, computed in float32.
   """
   b, h, d = q.shape
-  if k.ndim != 4 or k.shape != v.shape or k.shape[::3] != (b, d):
+  if layer is None:
+    if k.ndim != 4:
+      raise ValueError(f'k must be [B, S, K, D] (or [L, B, S, K, D] with '
+                       f'layer=...), got {k.shape}')
+    k, v, layer = k[None], v[None], 0  # A free reshape.
+  elif k.ndim != 5 or not 0 <= layer < k.shape[0]:
+    raise ValueError(f'layer={layer} needs k [L, B, S, K, D] with '
+                     f'0 <= layer < L, got {k.shape}')
+  if k.shape != v.shape or (k.shape[1], k.shape[4]) != (b, d):
     raise ValueError(f'Bad shapes: q {q.shape}, k {k.shape}, v {v.shape}')
-  if h % k.shape[2] or lengths.shape != (b,):
-    raise ValueError(f'H={h} must be a multiple of K={k.shape[2]} and lengths '
+  if h % k.shape[3] or lengths.shape != (b,):
+    raise ValueError(f'H={h} must be a multiple of K={k.shape[3]} and lengths '
                      f'[B]; got lengths {lengths.shape}')
   platform = jax.default_backend()
   backend = backend or ('tpu' if platform == 'tpu' else 'gpu')
-  block_size = min(block_size, k.shape[1])
+  block_size = min(block_size, k.shape[2])
   lengths = lengths.astype(jnp.int32)
   if backend == 'gpu':
-    return _decode_gpu(q, k, v, lengths, block_size, num_splits,
+    return _decode_gpu(q, k, v, lengths, layer, block_size, num_splits,
                        interpret)
   if backend == 'tpu':
-    return _decode_tpu(q, k, v, lengths, block_size, interpret)
+    return _decode_tpu(q, k[layer], v[layer], lengths, block_size, interpret)
   raise ValueError(f"backend must be 'gpu' or 'tpu', got {backend!r}")
