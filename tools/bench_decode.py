@@ -581,9 +581,14 @@ def tunix_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return _block(prefill_fn(params, state, None, echo=False))
 
   def warm_decode(state, prompt_len: int) -> None:
-    """One step of the decode executable (consumes state)."""
+    """One step of the decode executable (consumes state).
+
+    total_sampling_steps must stay a jax array like the one the prefill
+    returns (a Python int is a different jit cache entry: a recompile).
+    """
+    total = state.total_sampling_steps
     _block(decode_fn(params, state.replace(
-        total_sampling_steps=prompt_len + 1)))
+        total_sampling_steps=total * 0 + (prompt_len + 1))))
 
   def generated(state, prompt_len: int) -> int:
     total = int(state.total_sampling_steps)
@@ -620,9 +625,11 @@ def tunix_worker(spec: dict[str, Any]) -> dict[str, Any]:
       t0 = time.perf_counter()
       state = _block(decode_fn(params, state))
       seconds = time.perf_counter() - t0
-      tokens = generated(state, p) - b  # The prefill sampled one per row.
+      # The prefill sampled each row's first token; the timed loop ran w
+      # forward steps (the last step's token is dropped), as jaxreason's w.
+      tokens = generated(state, p)
       result[name] = dict(start_position=p, seconds=seconds,
-                          generated_tokens=tokens, expected_tokens=b * (w - 1),
+                          generated_tokens=tokens, expected_tokens=b * w,
                           tok_s=tokens / seconds,
                           compiled_during_timing=cache_sizes() - compiled)
       del state
@@ -1010,16 +1017,18 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
   return results
 
 
-def main(argv: Sequence[str]) -> dict[str, Any] | None:
-  """Parses argv (program name first) into fresh flags and runs."""
-  fv = flags.FlagValues()
-  _define_flags(fv)
-  try:
-    rest = fv(list(argv))
-  except flags.Error as e:
-    raise app.UsageError(str(e)) from None
-  if len(rest) > 1:
-    raise app.UsageError(f'Unexpected arguments: {rest[1:]}')
+def main(argv: Sequence[str],
+         fv: flags.FlagValues | None = None) -> dict[str, Any] | None:
+  """Runs with fv, or with argv (program name first) parsed into new flags."""
+  if fv is None:
+    fv = flags.FlagValues()
+    _define_flags(fv)
+    try:
+      argv = fv(list(argv))
+    except flags.Error as e:
+      raise app.UsageError(str(e)) from None
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if fv.worker:
     _worker_main(fv)
     return None
@@ -1027,4 +1036,5 @@ def main(argv: Sequence[str]) -> dict[str, Any] | None:
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=lambda argv: argv)
+  _define_flags(flags.FLAGS)
+  app.run(lambda argv: main(argv, flags.FLAGS) and None)

@@ -2,7 +2,7 @@ r"""SFT training throughput: jaxreason vs transformers + torch AdamW on the CPU.
 
   JAX_PLATFORMS=cpu python tools/bench_train.py --shapes=bench-40m,bench-124m \
       --batch=8 --seq_len=512 --steps=5 --warmup=2 --output=bench_train.json
-  # Quick check (seconds):
+  # Quick check (a minute or two on 2 cores):
   JAX_PLATFORMS=cpu python tools/bench_train.py --shapes=bench-40m --batch=2 \
       --seq_len=128 --steps=3 --warmup=1 --torch_attn=sdpa,eager --profile
 
@@ -32,7 +32,8 @@ as in PaLM (Chowdhery et al. 2022, app. B). MFU = flops/token * tokens/s /
 peak, where peak is the best float32 matmul rate measured here (n x n @ n x n,
 2n^3 flops, jitted jnp and torch.mm, before and after the runs; the fastest).
 The same peak divides both sides. Timed steps of the sides are interleaved
-(jax, torch, jax, torch ...) so that other processes slow them alike.
+(jax, torch, jax, torch ...) so that changes in background load fall on
+both.
 
 `--profile` adds, per framework: forward-only, forward+backward and
 optimizer-only timings (medians); for JAX also the number of compilations of

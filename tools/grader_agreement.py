@@ -38,12 +38,6 @@ from absl import flags
 
 from jaxreason.rewards import grader
 
-_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Benchmark data directory.')
-_OUTPUT = flags.DEFINE_string('output', 'grader_agreement.json',
-                              'Where to write the JSON report.')
-_GSM8K_TRAIN = flags.DEFINE_bool('gsm8k_train', False,
-                                 'Also measure on the GSM8K train split.')
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # (id, text to extract from, gold answer)
 Item = tuple[str, str, str]
@@ -173,13 +167,13 @@ def datasets(data_dir: pathlib.Path, gsm8k_train: bool
 
 def main(argv):
   del argv
-  data_dir = pathlib.Path(_DATA_DIR.value) if _DATA_DIR.value else (
+  data_dir = pathlib.Path(flags.FLAGS.data_dir) if flags.FLAGS.data_dir else (
       default_data_dir())
   if not data_dir.exists():
     raise app.UsageError(f'no data at {data_dir}; pass --data_dir')
   grader.warmup()
   report = {}
-  all_items = datasets(data_dir, _GSM8K_TRAIN.value)
+  all_items = datasets(data_dir, flags.FLAGS.gsm8k_train)
   for name, items in all_items.items():
     start = time.time()
     result = agreement(items)
@@ -207,10 +201,16 @@ def main(argv):
           f'in {result["n"]} pairs with different gold strings')
     for d in result['pairs']:
       print(f'    {d["id"]}: extracted={d["extracted"]!r} gold={d["gold"]!r}')
-  with open(_OUTPUT.value, 'w') as f:
+  with open(flags.FLAGS.output, 'w') as f:
     json.dump(report, f, indent=1)
-  print(f'wrote {_OUTPUT.value}')
+  print(f'wrote {flags.FLAGS.output}')
 
 
 if __name__ == '__main__':
+  # Defined here, not at import, so that tests can import this file.
+  flags.DEFINE_string('data_dir', None, 'Benchmark data directory.')
+  flags.DEFINE_string('output', 'grader_agreement.json',
+                      'Where to write the JSON report.')
+  flags.DEFINE_bool('gsm8k_train', False,
+                    'Also measure on the GSM8K train split.')
   app.run(main)

@@ -55,9 +55,10 @@ def synthetic_splits(task: Mapping[str, Any], num_train: int, num_eval: int,
   return train, held_out[:num_eval]
 
 
-def problem_record(p: synthetic.Problem) -> dict[str, str]:
+def problem_record(p: synthetic.Problem) -> dict[str, Any]:
+  """prompt / completion / answer strings, plus the Problem for checkers."""
   return {'prompt': synthetic.format_prompt(p), 'completion': p.solution,
-          'answer': p.answer}
+          'answer': p.answer, 'problem': p}
 
 
 def sft_records(data: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -76,6 +77,25 @@ def sft_records(data: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
     recs = [{'prompt': r[pk], 'completion': r[ck],
              **({'answer': str(r['answer'])} if 'answer' in r else {})}
             for r in rows]
+    n_eval = int(data.get('num_eval', 0))
+    return recs[n_eval:], recs[:n_eval]
+  raise ValueError(f"data.source={source!r}: expected 'synthetic' or 'jsonl'")
+
+
+def rl_records(data: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
+  """(train, eval) prompts with gold answers for RL and evaluation.
+
+  Each record has 'prompt' and 'answer' (and 'completion' when a reference
+  solution exists, e.g. for SFT warm-up or DPO's chosen responses).
+  """
+  source = data.get('source', 'synthetic')
+  if source == 'synthetic':
+    return sft_records(data)
+  if source == 'jsonl':
+    pk = data.get('prompt_key', 'prompt')
+    ak = data.get('answer_key', 'answer')
+    rows = read_jsonl(data['path'], (pk, ak))
+    recs = [{'prompt': r[pk], 'answer': str(r[ak])} for r in rows]
     n_eval = int(data.get('num_eval', 0))
     return recs[n_eval:], recs[:n_eval]
   raise ValueError(f"data.source={source!r}: expected 'synthetic' or 'jsonl'")

@@ -55,6 +55,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   # Data.
   tokenizer = loop.tokenizer_from_config(config.tokenizer)
+  loop.save_run_config(workdir, config, tokenizer)  # For load_policy(workdir).
   train_records, eval_records = sources.sft_records(config.data)
   local_batch = config.batch_size // jax.process_count()
   dataset = pipeline.sft_dataset(

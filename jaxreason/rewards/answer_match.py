@@ -8,20 +8,36 @@ returns None ("unknown") otherwise; the grader then reruns `match` in a worker
 process with a SymPy leaf (see `symbolic.py`).
 
 Rules (each one general; none is tied to a data set item):
-  * Numbers: integers and fractions (`3`, `\\frac{1}{2}`, `1/2`, `1\\frac{4}{5}`)
-    compare exactly; if either side is a decimal or in scientific notation
-    they compare with |a - b| <= max(ABS_TOL, REL_TOL * max(|a|, |b|)).
-    `1,000` (groups of three digits) is one thousand, not a list.
+  * Numbers: integers and fractions (`3`, `025`, `\\frac{1}{2}`, `1/2`, the
+    mixed number `1\\frac{4}{5}`) compare exactly, so two integers never
+    match by tolerance (11111111101 != 11111111100). If either side is a
+    decimal or in scientific notation, they compare with
+    |a - b| <= max(ABS_TOL, REL_TOL * max(|a|, |b|)), REL_TOL = 1e-4 and
+    ABS_TOL = 1e-8: `0.333333` matches 1/3, `204.01` matches 204, `3.14`
+    does not match pi. SymPy-evaluated constants (`\\sqrt2/2`, `2\\pi`) use
+    the same tolerance, and exact rationals (`10^{100}`) compare exactly.
+    `1,000` / `10,\\!080` (groups of three digits) is one number, not a list.
   * Percent: a side written with `%` may mean x or x/100, so `50\\%` matches
-    both `50` and `0.5`; without a `%` on either side no scaling is tried.
-  * Units and decorations are dropped: `\\text{ cm}^2`, trailing words after a
-    number ("18 dollars"), `^\\circ`, `\\$`, `\\left`/`\\right`, spacing.
-  * Tuples/points and intervals compare in order and need the same brackets;
-    sets, bare comma lists (all solutions) and unions compare as multisets.
-  * Equations: `x=2` matches `2` when one side is a lone variable; two general
-    equations match when (lhs - rhs) agree up to a non-zero constant factor.
-  * Multiple choice: a gold `(C)` / `\\text{(C)}` / `C` matches `C`, `(C)`, or
-    `(C) 12`.
+    both `50` and `0.5` (graders differ here; rejecting either would mark
+    right answers wrong). Without a `%` on either side no scaling is tried,
+    so `50` does not match `0.5`.
+  * Units and decorations are dropped: `\\text{ cm}^2`, `\\mbox{ inches}`,
+    trailing words after a number ("18 dollars"), `^\\circ`, `\\$`, `\\left`,
+    `\\right`, TeX spacing, `\\boxed{}`; `\\dfrac`/`\\tfrac` -> `\\frac`,
+    `\\frac12` -> `\\frac{1}{2}`. A whole-answer `\\text{Evelyn}` keeps its
+    words, which compare case-insensitively.
+  * Tuples/points and intervals compare in order and need the same brackets
+    (`(3,4]` != `(3,4)`); sets, bare comma lists (all solutions: `1,-2`),
+    `a \\pm b` (two solutions) and unions compare as multisets. A bare list
+    matches a parenthesised tuple in order; a row/column matrix matches a
+    tuple; matrices need the same shape.
+  * Equations: `x=2` matches `2` when one side is a lone variable (`x`, `y_1`,
+    `f(x)`, `\\theta`, `AB`), and `y=2x+1` matches `2x+1=y`; two general
+    equations match when (lhs - rhs) agree up to a non-zero constant factor
+    (SymPy); an equation without a lone-variable side never matches a bare
+    value. A chain `x = 2+3 = 5` is read as `x = 5`.
+  * Multiple choice: a gold `(C)` / `\\text{(C)}` / `C` matches `C`, `(c)`,
+    `\\textbf{(C)}`, or `(C) 12`.
 """
 
 from __future__ import annotations
@@ -50,11 +66,12 @@ _REPLACEMENTS = (('\u2212', '-'), ('\u00d7', r'\times'), ('\u00f7', r'\div'),
                  (r'\$', ''), ('$', ''), (r'\displaystyle', ''),
                  (r'\textstyle', ''), (r'\(', ''), (r'\)', ''),
                  (r'\degree', ''), (r'\infinity', r'\infty'),
-                 (r'\lbrace', r'\{'), (r'\rbrace', r'\}'))
+                 (r'\lbrace', r'\{'), (r'\rbrace', r'\}'),
+                 (r'\varnothing', r'\emptyset'), (r'\{\}', r'\emptyset'))
 
 
 def close_brace(s: str, i: int) -> int:
-  """Index of the `}` matching the `{` at s[i] (escaped braces skipped), or -1."""
+  """Index of the `}` closing the `{` at s[i] (skips `\\{`, `\\}`), or -1."""
   depth = 0
   j = i
   while j < len(s):
@@ -148,7 +165,7 @@ def normalize(s: str) -> str:
     s = s.replace(a, b)
   s = re.sub(r'\\(?:left|right)\.', '', s)
   s = re.sub(r'\\(?:left|right|[bB]igg?[lrm]?)(?![a-zA-Z])', '', s)
-  s = re.sub(r'\\!', '', s)
+  s = re.sub(r'\\!|\\(?=\d)', '', s)  # Also a stray escape as in `\15`.
   s = re.sub(r'\\[,;: ]|\\q?quad(?![a-zA-Z])|~', ' ', s)
   s = re.sub(r'\^\s*\{?\s*\\circ\s*\}?|\\circ(?![a-zA-Z])', '', s)
   s = _unwrap_cmd(s, _TEXT_CMDS, lambda x: r'\text{' + x + '}')

@@ -43,12 +43,17 @@ _BOX = re.compile(r'\\(?:boxed|fbox|framebox)(?![a-zA-Z])')
 _HASHES = re.compile(r'####\s*([^\n]*)')
 _ANSWER_IS = re.compile(
     r'(?:final answer|the answer)\s*(?:is\b|:)|\banswer\s*:', re.IGNORECASE)
-_NUMBER = re.compile(r'(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?'
-                     r'(?:/\d+)?|(?<![\w.])-?\.\d+')
+# Thousands may be grouped by commas or single spaces ("$118 000").
+_NUMBER = re.compile(r'(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+'
+                     r'|\d{1,3}(?: \d{3})+(?!\d)|\d+)(?:\.\d+)?(?:/\d+)?'
+                     r'|(?<![\w.])-?\.\d+')
+_MATH_WORDS = frozenset(('pi', 'sqrt', 'frac', 'cdot', 'times', 'infty', 'log',
+                         'ln', 'sin', 'cos', 'tan', 'mod'))
 _CALCULATOR = re.compile(r'<<[^<>]*>>')
+_SENTENCE = re.compile(r'\n|(?<=[.!?])\s+')
 
 
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
   """Content of the last complete `\\boxed{}` / `\\fbox{}` / `\\framebox{}`."""
   for m in reversed(list(_BOX.finditer(text))):
     i = m.end()
@@ -71,35 +76,85 @@ def _last_boxed(text: str) -> str | None:
 
 
 def _after_answer_is(rest: str) -> str:
-  """The answer span after "The answer is": a $...$ span, else the clause."""
+  """The answer after "The answer is": a math span, else the clause.
+
+  A clause of words and one number ("Verna received $7.00 in change",
+  "therefore 3") gives that number.
+  """
   rest = rest.lstrip(' *:\t')
-  math = re.match(r'\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]',
-                  rest, re.S)
-  if math:
-    return next(g for g in math.groups() if g is not None).strip()
+  spans = _math_spans(rest[:4000])
+  if spans and spans[0][0] == 0:
+    return spans[0][2].strip()
   line = rest.split('\n', 1)[0]
-  return re.match(r'(.*?)(?:\.\s|\.$|$)', line).group(1).strip(' *')
+  clause = re.match(r'(.*?)(?:\.\s|\.$|$)', line).group(1).strip(' *')
+  numbers = _NUMBER.findall(clause)
+  words = set(re.findall(r'[A-Za-z]{2,}', clause))
+  if (words and not words & _MATH_WORDS and len(numbers) == 1
+      and '\\' not in clause):
+    return numbers[0]
+  return clause
+
+
+def _math_spans(text: str) -> list[tuple[int, int, str]]:
+  """(start, end, content) of `$$..$$`, `\\(..\\)`, `\\[..\\]`, `$..$` spans.
+
+  A `$` pair whose content starts or ends with a space, or whose closing `$`
+  is followed by a digit, is read as two currency signs ("$25 + $10").
+  """
+  spans = []
+  for m in re.finditer(r'\$\$(.+?)\$\$|\\\((.+?)\\\)|\\\[(.+?)\\\]', text,
+                       re.S):
+    spans.append((m.start(), m.end(), next(g for g in m.groups() if g)))
+  masked = list(text)
+  for a, b, _ in spans:
+    masked[a:b] = ' ' * (b - a)
+  dollars = [i for i, c in enumerate(masked)
+             if c == '$' and (i == 0 or masked[i - 1] != '\\')]
+  k = 0
+  while k + 1 < len(dollars):
+    i, j = dollars[k], dollars[k + 1]
+    content = text[i + 1:j]
+    if (content.strip() and not content[0].isspace()
+        and not content[-1].isspace() and not text[j + 1:j + 2].isdigit()):
+      spans.append((i, j + 1, content))
+      k += 2
+    else:
+      k += 1
+  return sorted(spans)
 
 
 def last_number(text: str) -> str | None:
   """The final number of a solution without an explicit answer, or None.
 
-  `<<a*b=c>>` calculator notes are ignored. In the last line that has a
+  `<<a*b=c>>` calculator notes are ignored. In the last sentence that has a
   number, the number right after its last `=` wins ("9 + 6 = 15 liters out
-  of the 24 liters" -> 15); without one, the line's last number.
+  of the 24 liters" -> 15); without one, the sentence's last number.
 
   Args:
     text: a solution.
   """
-  lines = [line for line in _CALCULATOR.sub(' ', text).split('\n')
-           if _NUMBER.search(line)]
-  if not lines:
+  sentences = [x for x in _SENTENCE.split(_CALCULATOR.sub(' ', text))
+               if _NUMBER.search(x)]
+  if not sentences:
     return None
-  line = lines[-1]
-  after_eq = list(re.finditer(r'=\s*\$?\s*(%s)' % _NUMBER.pattern, line))
+  after_eq = list(re.finditer(r'=\s*\$?\s*(%s)' % _NUMBER.pattern,
+                              sentences[-1]))
   if after_eq:
     return after_eq[-1].group(1)
-  return _NUMBER.findall(line)[-1]
+  return _NUMBER.findall(sentences[-1])[-1]
+
+
+def _fallback(text: str) -> str | None:
+  """Without a box or answer phrase: the last math span or `last_number`.
+
+  The math span wins if no number follows it ("so $\\cos A = -\\frac{24}{25}$.").
+  """
+  text = _CALCULATOR.sub(' ', text)
+  spans = [s for s in _math_spans(text) if re.search(r'[\d\\]', s[2])]
+  numbers = list(_NUMBER.finditer(text))
+  if spans and (not numbers or numbers[-1].start() < spans[-1][1]):
+    return spans[-1][2].strip()
+  return last_number(text)
 
 
 def extract_answer(text: str) -> str | None:
@@ -107,7 +162,9 @@ def extract_answer(text: str) -> str | None:
 
   In order of preference: the last complete `\\boxed{...}` (also `\\fbox`,
   `\\framebox`; braces matched, `\\{`/`\\}` skipped), GSM8K's last `#### N`,
-  the last "The answer is ..." / "Final Answer: ...", then the last number.
+  the last "The answer is ..." / "Final Answer: ...", then (fallback) the
+  last math span if no number follows it, else the last number of the last
+  sentence (the one right after its last `=` if there is one).
 
   Args:
     text: model completion or reference solution.
@@ -117,7 +174,7 @@ def extract_answer(text: str) -> str | None:
   """
   if not text:
     return None
-  boxed = _last_boxed(text)
+  boxed = last_boxed(text)
   if boxed is not None:
     return boxed
   hashes = _HASHES.findall(text)
@@ -127,7 +184,7 @@ def extract_answer(text: str) -> str | None:
     span = _after_answer_is(text[m.end():])
     if span:
       return span
-  return last_number(text)
+  return _fallback(text)
 
 
 # ----------------------------------------------------------------- matching

@@ -28,9 +28,11 @@ def init_worker() -> None:
 
 
 def _parse(s: str) -> list:
-  from math_verify import ExprExtractionConfig  # pylint: disable=g-import-not-at-top
-  from math_verify import LatexExtractionConfig  # pylint: disable=g-import-not-at-top
-  from math_verify import parse  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from math_verify import ExprExtractionConfig
+  from math_verify import LatexExtractionConfig
+  from math_verify import parse
+  # pylint: enable=g-import-not-at-top
   return parse('$' + s + '$',
                extraction_config=[LatexExtractionConfig(),
                                   ExprExtractionConfig()],
@@ -52,6 +54,14 @@ def _numeric(expr) -> complex | None:
   except (TypeError, ValueError, ArithmeticError):
     return None
   return v if cmath.isfinite(v) else None
+
+
+def _both_rational(a, b) -> bool:
+  """Whether both expressions evaluate to exact rationals (and no percent)."""
+  import sympy  # pylint: disable=g-import-not-at-top
+  if not all(isinstance(x, sympy.Expr) and not x.free_symbols for x in (a, b)):
+    return False
+  return all(x.doit().is_Rational for x in (a, b))
 
 
 def _close(a: complex, b: complex) -> bool:
@@ -90,12 +100,17 @@ def symbolic_leaf(pred: str, gold: str, mode: str = 'value') -> bool:
     p_parsed, g_parsed = _parse(p), _parse(g)
     for a in _exprs(p_parsed):
       for b in _exprs(g_parsed):
+        if _both_rational(a, b):  # Exact: no tolerance for 10^100 + 1.
+          if a.doit() == b.doit():
+            return True
+          continue
         va, vb = _numeric(a), _numeric(b)
         if va is not None and vb is not None and any(
             _close(va * float(x), vb * float(y))
             for x in p_scales for y in g_scales):
           return True
-    return bool(verify(g_parsed, p_parsed, timeout_seconds=None))
+    return bool(verify(g_parsed, p_parsed, timeout_seconds=None,
+                       allow_set_relation_comp=True))
   except Exception:  # pylint: disable=broad-except
     return False
 

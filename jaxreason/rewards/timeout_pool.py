@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import math
 import os
+import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -46,6 +49,8 @@ _PACKAGE_ROOT = os.path.dirname(
 
 def _worker_main(read_fd: int, write_fd: int, initializer: str) -> None:
   """Worker loop: receive (fn, args), send (ok, value) until EOF."""
+  # Ctrl-C is for the parent; a worker ends when the parent's pipe closes.
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   recv = connection.Connection(read_fd, writable=False)
   send = connection.Connection(write_fd, readable=False)
   if initializer:
@@ -54,9 +59,10 @@ def _worker_main(read_fd: int, write_fd: int, initializer: str) -> None:
   send.send(('ready', None))
   while True:
     try:
-      fn, args = recv.recv()
+      fn, args, timeout = recv.recv()
     except (EOFError, OSError):  # Parent went away.
       return
+    _limit_cpu(timeout)
     try:
       result = (True, fn(*args))
     except Exception as e:  # pylint: disable=broad-except
@@ -65,6 +71,23 @@ def _worker_main(read_fd: int, write_fd: int, initializer: str) -> None:
       send.send(result)
     except (OSError, ValueError):
       return
+
+
+def _limit_cpu(timeout: float) -> None:
+  """Has the kernel kill this worker after `timeout` + 5 more CPU seconds.
+
+  The parent kills an overrunning worker itself; this SIGXCPU limit is for
+  when the parent is gone and the call is stuck in C code (a huge integer
+  power), where neither Python signal handlers nor threads get to run.
+  """
+  try:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    budget = math.ceil(used.ru_utime + used.ru_stime + timeout + 5)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard == resource.RLIM_INFINITY or budget < hard:
+      resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
+  except (ValueError, OSError):
+    pass
 
 
 def _qualified_name(fn: Callable[[], None] | None) -> str:
@@ -215,7 +238,7 @@ class TimeoutPool:
       return TIMED_OUT
     healthy = False
     try:
-      worker.send.send((fn, args))
+      worker.send.send((fn, args, timeout))
       if worker.recv.poll(timeout):
         ok, value = worker.recv.recv()
         healthy = True
@@ -226,14 +249,18 @@ class TimeoutPool:
       logging.warning('grader worker call exceeded %.1f s; killing worker',
                       timeout)
       return TIMED_OUT
-    except (EOFError, OSError) as e:
-      logging.warning('grader worker died: %s', e)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning('grader worker died or call failed: %r', e)
       return TIMED_OUT
     finally:
       self._release(worker, healthy)
 
   def close(self) -> None:
-    """Kills every idle worker (busy ones are killed when returned)."""
+    """Kills the idle workers; busy ones go back to the pool when done.
+
+    At interpreter exit (`atexit`) this kills the idle workers; a worker that
+    is busy then exits by itself when it finds the parent's pipe closed.
+    """
     with self._cond:
       idle, self._idle = self._idle, []
       self._num_alive -= len(idle)
@@ -242,7 +269,8 @@ class TimeoutPool:
         w.close()
 
 
-def sleep_and_return(seconds: float, value: Any) -> Any:
+def sleep_and_return(seconds: float, value: Any, *unused_args: Any) -> Any:
   """Sleeps then returns `value`: a picklable slow call for tests."""
+  del unused_args
   time.sleep(seconds)
   return value

@@ -22,6 +22,12 @@ Two jitted functions do the work, each compiled once per shape:
 
 Both donate the state (the cache is updated in place): keep a state for later
 with `state.copy()`. Rows are selected or duplicated with `state.take(rows)`.
+
+Row buckets: the row count is a static shape too. `prefill(..., pad_rows=True)`
+(which `generate` uses) encodes the prompts in a batch of `bucket_rows(P)`
+rows and returns `bucket_rows(P * num_samples)` rows, the extra ones empty
+(length 0). An empty row is padding: `decode` never samples for it. So 3, 5
+or 7 prompts share one compilation of each function.
 """
 
 from __future__ import annotations
@@ -50,11 +56,25 @@ Params = Any
 # Python-side trace counts of the jitted functions, for compile-once tests.
 TRACE_COUNTS: collections.Counter[str] = collections.Counter()
 MIN_BUCKET = 16
+MIN_ROWS = 8
+ROW_MULTIPLE = 64
 
 
 def bucket(n: int, minimum: int = MIN_BUCKET) -> int:
   """The power of two >= max(n, minimum): static sizes, few compilations."""
   return max(minimum, 1 << max(int(n) - 1, 0).bit_length())
+
+
+def bucket_rows(n: int) -> int:
+  """Padded row count: a power of two >= 8 up to 64, then a multiple of 64.
+
+  At most twice the rows for small batches (cheap: decoding is bound by
+  reading the weights), at most 63 extra rows (of KV cache) for large ones;
+  multiples of 8 shard over a data axis of up to 8 devices.
+  """
+  if n <= ROW_MULTIPLE:
+    return bucket(n, MIN_ROWS)
+  return -(-int(n) // ROW_MULTIPLE) * ROW_MULTIPLE
 
 
 @flax.struct.dataclass
@@ -140,7 +160,8 @@ def decode_loop(params: Params, state: DecodeState, sampling: SamplingParams,
   fold_in(fold_in(rng, b), position), records it, checks EOS / stop strings /
   the budget / a full cache, and appends it to the cache (computing the
   logits after it). Finished rows stop appending; the loop ends when all rows
-  are finished.
+  are finished. Empty rows (length 0: padding) and rows with
+  max_new_tokens <= 0 or a full cache start finished ('length', no tokens).
   """
   TRACE_COUNTS['decode_loop'] += 1
   b = state.batch_size
@@ -177,7 +198,8 @@ def decode_loop(params: Params, state: DecodeState, sampling: SamplingParams,
         logprobs=c.logprobs.at[:, c.step].set(logprob),
         num=num, reason=reason, stop=stop)
 
-  done = (state.lengths >= size) | (max_new_tokens <= 0)
+  done = ((state.lengths >= size) | (state.lengths == 0)
+          | (max_new_tokens <= 0))
   init = _Loop(
       step=jnp.zeros((), jnp.int32), state=state,
       tokens=jnp.zeros((b, budget), jnp.int32),
@@ -242,18 +264,36 @@ class Sampler:
   # Prefill and continuation.
 
   def prefill(self, params: Params, prompts: Sequence[Sequence[int]],
-              num_samples: int = 1) -> DecodeState:
-    """Encodes prompts once; row p * num_samples + j is sample j of prompt p."""
+              num_samples: int = 1, *, pad_rows: bool = False) -> DecodeState:
+    """Encodes prompts once; row p * num_samples + j is sample j of prompt p.
+
+    With `pad_rows`, the prompts are encoded in `bucket_rows(len(prompts))`
+    rows and the state has `bucket_rows(len(prompts) * num_samples)` rows;
+    the rows after the real ones are empty (length 0), and `decode` leaves
+    them alone. Batches of different sizes then reuse the compiled prefill
+    chunk and decode loop.
+    """
     for i, p in enumerate(prompts):
       if not 1 <= len(p) <= self.cache_size:
         raise ValueError(f'prompt {i} has {len(p)} tokens; prompts need 1 to '
                          f'cache_size={self.cache_size} tokens')
     if num_samples < 1:
       raise ValueError(f'num_samples={num_samples} must be >= 1')
-    state = DecodeState.init(self.config, len(prompts), self.cache_size)
-    state = self._append(params, state, prompts)
-    if num_samples > 1:
-      state = state.take(np.repeat(np.arange(len(prompts)), num_samples))
+    n = len(prompts)
+    rows = bucket_rows(n) if pad_rows else n
+    state = DecodeState.init(self.config, rows, self.cache_size)
+    state = self._append(params, state, list(prompts) + [[]] * (rows - n))
+    real = n * num_samples
+    total = bucket_rows(real) if pad_rows else real
+    if num_samples == 1 and total == rows:
+      return state  # Rows n.. (if any) are already empty.
+    index = np.concatenate([np.repeat(np.arange(n), num_samples),
+                            np.zeros(total - real, np.int64)])
+    state = state.take(index)
+    if total > real:  # Empty the padding rows (copies of row 0).
+      empty = jnp.arange(total) >= real
+      state = state.replace(cache=state.cache.replace(
+          lengths=jnp.where(empty, 0, state.cache.lengths)))
     return state
 
   def extend(self, params: Params, state: DecodeState,
@@ -303,11 +343,11 @@ class Sampler:
              ) -> tuple[DecodeState, GenerationOutput]:
     """Samples up to max_new_tokens (scalar or per row) tokens per row.
 
-    Consumes `state` (donated). Every row with max_new_tokens > 0 samples,
-    including rows that ended (EOS, stop string) in an earlier call: pass 0
-    for rows that should stay put. A row that fills the cache stops with
-    finish reason 'length'. Nothing is copied to the host until the outputs
-    are read.
+    Consumes `state` (donated). Every non-empty row with max_new_tokens > 0
+    samples, including rows that ended (EOS, stop string) in an earlier call:
+    pass 0 for rows that should stay put. A row that fills the cache stops
+    with finish reason 'length'; so do empty (padding) rows, at once. Nothing
+    is copied to the host until the outputs are read.
     """
     b = state.batch_size
     max_new = np.broadcast_to(np.asarray(max_new_tokens, np.int32), (b,))
@@ -324,16 +364,34 @@ class Sampler:
                max_new_tokens: int, n: int = 1, rng: Array | int = 0,
                temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                min_p: float = 0.0) -> list[list[Completion]]:
-    """n completions of each prompt (one prefill per prompt)."""
-    state = self.prefill(params, prompts, num_samples=n)
+    """n completions of each prompt (one prefill per prompt).
+
+    Rows are padded to `bucket_rows` (see `prefill`), so calls with different
+    numbers of prompts reuse the compiled functions. `Completion.text` is
+    `completion_text` of the tokens (a final EOS is not written out).
+    """
+    state = self.prefill(params, prompts, num_samples=n, pad_rows=True)
     sampling = SamplingParams.make(state.batch_size, temperature=temperature,
                                    top_p=top_p, top_k=top_k, min_p=min_p)
     if isinstance(rng, int):
       rng = jax.random.key(rng)
     _, out = self.decode(params, state, sampling, rng, max_new_tokens)
-    tokens, logprobs = out.token_lists(), out.logprob_lists()
-    reasons = out.finish_reasons()
-    samples = [Completion(
-        t, lp, r, self.tokenizer.decode(t) if self.tokenizer else None)
+    real = len(prompts) * n
+    tokens, logprobs = out.token_lists()[:real], out.logprob_lists()[:real]
+    reasons = out.finish_reasons()[:real]
+    samples = [Completion(t, lp, r, self.completion_text(t, r)
+                          if self.tokenizer else None)
                for t, lp, r in zip(tokens, logprobs, reasons)]
     return [samples[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+  def completion_text(self, tokens: Sequence[int], finish_reason: str) -> str:
+    """The text of generated tokens, without the final EOS of an 'eos' row.
+
+    A matched stop string is kept, with whatever its last token adds after it
+    (cut at `text.rfind(stop)` to drop both). Other special tokens are
+    written out.
+    """
+    tokens = list(tokens)
+    if finish_reason == 'eos' and tokens and tokens[-1] in self.eos_ids:
+      tokens = tokens[:-1]
+    return self.tokenizer.decode(tokens)

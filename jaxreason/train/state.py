@@ -145,3 +145,33 @@ def create_train_state(init_params, tx_factory, rng, mesh,
 
 def param_count(params: Any) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def state_from_params(params: Any, init_params: Callable[[jax.Array], Any],
+                      tx_factory: Callable[[Any], optax.GradientTransformation],
+                      mesh: Mesh,
+                      rules: rules_lib.LogicalRules = rules_lib.DEFAULT_RULES,
+                      trainable: Callable[[Any], Any] | None = None
+                      ) -> tuple[TrainState, TrainState]:
+  """A fresh TrainState around given (e.g. pretrained) params.
+
+  `init_params` is only traced (for shapes and logical axes), never run.
+  Returns (state, shardings).
+  """
+  rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  abstract, shardings, _ = abstract_train_state(init_params, tx_factory, rng,
+                                                mesh, rules, trainable)
+  tx, mask = abstract.tx, abstract.trainable
+  expected = jax.tree.structure(abstract.params)
+  if jax.tree.structure(params) != expected:
+    raise ValueError('params do not match the model structure: got '
+                     f'{jax.tree.structure(params)}, expected {expected}')
+
+  def build(params):
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=tx.init(params), tx=tx, trainable=mask)
+
+  params = jax.device_put(params, shardings.params)
+  state = jax.jit(build, in_shardings=(shardings.params,),
+                  out_shardings=shardings)(params)
+  return state, shardings

@@ -145,9 +145,10 @@ def test_pallas_switch_calls_the_kernel(params, sampler, monkeypatch):
   """A stand-in kernel (the jnp reference) behind attention_impl='pallas'."""
   calls = []
 
-  def decode_attention(q, k, v, lengths, *, block_size, interpret):
-    calls.append((q.shape, k.shape, block_size, interpret))
-    return attention.decode_attention_reference(q, k, v, lengths)
+  def decode_attention(q, k, v, lengths, *, layer, block_size, interpret):
+    calls.append((q.shape, k.shape, layer, block_size, interpret))
+    return attention.decode_attention_reference(q, k[layer], v[layer],
+                                                lengths)
 
   monkeypatch.setattr(attention, 'load_kernel', lambda: decode_attention)
   pallas = Sampler(CONFIG, eos_ids=(), attention_impl='pallas',
@@ -158,8 +159,41 @@ def test_pallas_switch_calls_the_kernel(params, sampler, monkeypatch):
   assert out.token_lists() == ref.token_lists()
   np.testing.assert_allclose(np.asarray(out.logprobs),
                              np.asarray(ref.logprobs), atol=1e-5)
-  # Traced once per layer for decode steps only (prefill stays jnp).
-  assert calls == [((BATCH, 4, 8), (BATCH, 64, 2, 8), 16, True)] * 2
+  # Traced once per layer for decode steps only (prefill stays jnp), with
+  # the stacked cache [L, B, S, K, D] and the layer index.
+  assert calls == [((BATCH, 4, 8), (2, BATCH, 64, 2, 8), layer, 16, True)
+                   for layer in range(2)]
+
+
+def test_row_buckets_compile_once(params, sampler):
+  """generate pads rows to bucket_rows: 1..8 rows share one compilation."""
+  assert [sampler_lib.bucket_rows(n) for n in (1, 8, 9, 64, 65, 130)] == [
+      8, 8, 16, 64, 128, 192]
+  sampler.generate(params, prompts_of([5]), max_new_tokens=4)  # Compiles.
+  traces = dict(sampler_lib.TRACE_COUNTS)
+  results = []
+  for num_prompts, n in ((3, 1), (7, 1), (2, 3), (1, 8)):
+    prompts = prompts_of([2 + i for i in range(num_prompts)], seed=num_prompts)
+    out = sampler.generate(params, prompts, max_new_tokens=5, n=n,
+                           temperature=0.0)
+    assert [len(r) for r in out] == [n] * num_prompts
+    results.append((prompts, out))
+  assert dict(sampler_lib.TRACE_COUNTS) == traces
+  # Padding rows never reach the caller; real rows are the greedy reference.
+  for prompts, out in results:
+    expected = reference.greedy_generate(
+        params, CONFIG, prompts, max_new_tokens=5, eos_id=-1,
+        batch_size=BATCH)
+    for completions, tokens in zip(out, expected):
+      assert [c.tokens for c in completions] == [tokens] * len(completions)
+  # The padded state: 2 prompts x 3 samples -> 8 rows, the last 2 empty.
+  state = sampler.prefill(params, prompts_of([4, 6]), 3, pad_rows=True)
+  np.testing.assert_array_equal(np.asarray(state.lengths),
+                                [4, 4, 4, 6, 6, 6, 0, 0])
+  _, out = sampler.decode(params, state, SamplingParams.make(8),
+                          jax.random.key(0), 4)
+  assert [len(t) for t in out.token_lists()] == [4] * 6 + [0] * 2
+  assert out.finish_reasons()[6:] == ['length'] * 2
 
 
 def test_generate_groups_samples_by_prompt(params):

@@ -1,0 +1,265 @@
+"""GRPO with the DAPO and Dr.GRPO variants.
+
+  from jaxreason.recipes import grpo
+  result = grpo.train(get_config('debug'), '/tmp/grpo')
+
+One step: sample G completions for each of P prompts (one shared prefill per
+prompt) -> rewards -> group advantages -> (DAPO dynamic sampling: drop groups
+whose rewards are all equal, sample more prompts to refill) -> mu optimizer
+steps on the clipped surrogate (+ beta * k3 KL to the frozen reference).
+
+Choices (each a config field, meaning exactly what TRL's GRPOTrainer means):
+  scale_rewards   group | batch | none       loss_type  grpo | bnpo | dr_grpo | dapo
+  epsilon_low / epsilon_high (clip-higher)   beta (0 skips the reference)
+  num_iterations (mu)                        mask_truncated_completions
+  dynamic_sampling (DAPO)                    temperature (logits / T before log-softmax)
+Old log-probs for mu > 1 are the sampler's own (log_softmax(logits / T) of
+the sampled tokens under the policy that sampled them), so no extra forward
+pass is spent on them; with mu = 1 the ratio is exactly 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxreason.data import sources
+from jaxreason.evals import pass_at_k
+from jaxreason.losses.grpo import group_advantages, grpo_loss
+from jaxreason.models.transformer import Transformer, init_params
+from jaxreason.rewards import task_rewards
+from jaxreason.sampling import Sampler
+from jaxreason.sampling.scoring import token_logprobs
+from jaxreason.sharding import mesh as mesh_lib
+from jaxreason.sharding import rules as rules_lib
+from jaxreason.train import loop, optim, plots
+from jaxreason.train import rollout as rollout_lib
+from jaxreason.train.state import state_from_params
+from jaxreason.train.step import batch_sharding, make_train_step
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects inconsistent settings before anything is built."""
+  if config.prompts_per_step < 1 or config.group_size < 2:
+    raise ValueError(
+        f'prompts_per_step={config.prompts_per_step} must be >= 1 and '
+        f'group_size={config.group_size} >= 2 (advantages need a group)')
+  rows = config.prompts_per_step * config.group_size
+  if rows % config.grad_accum_steps:
+    raise ValueError(
+        f'prompts_per_step * group_size = {rows} rows is not divisible by '
+        f'grad_accum_steps={config.grad_accum_steps}')
+  if config.num_iterations < 1:
+    raise ValueError(f'num_iterations (mu)={config.num_iterations} must be >= 1')
+
+
+def make_loss_fn(model_cfg, config):
+  """loss_fn(params, batch, rng, frozen) for the jitted train step."""
+  loss_type = config.loss_type
+
+  def loss_fn(params, batch, rng, frozen):
+    del rng
+    logps = token_logprobs(params, model_cfg, batch['tokens'],
+                           config.temperature)  # [N, W-1]
+    old = batch['old_logps'] if config.num_iterations > 1 else None
+    loss, metrics = grpo_loss(
+        logps, old, batch.get('ref_logps'), batch['advantages'],
+        batch['mask'], epsilon_low=config.epsilon_low,
+        epsilon_high=config.epsilon_high, beta=config.beta,
+        loss_type=loss_type,
+        max_completion_length=config.max_new_tokens)
+    # Gradient accumulation weight: tokens for token-mean losses, rows else.
+    if loss_type in ('bnpo', 'dapo'):
+      metrics['loss_weight'] = batch['mask'].sum()
+    else:
+      metrics['loss_weight'] = jnp.float32(batch['mask'].shape[0])
+    return loss, metrics
+
+  return loss_fn
+
+
+def load_policy_or_init(config: ml_collections.ConfigDict):
+  """(model config, params, tokenizer) of `config.policy`, or a random model."""
+  if config.policy:
+    from jaxreason.sampling.policy import load_policy  # pylint: disable=g-import-not-at-top
+    return load_policy(config.policy)
+  tokenizer = loop.tokenizer_from_config(config.tokenizer)
+  model_cfg = loop.model_config_from(config.model, tokenizer.vocab_size)
+  logging.warning('config.policy is empty: starting from a random model')
+  return model_cfg, init_params(model_cfg, jax.random.key(config.seed)), (
+      tokenizer)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs GRPO; returns final metrics and held-out pass@1 before and after."""
+  check_config(config)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = rules_lib.rules_from_config(config.get('sharding_rules'))
+
+  # Policy (an SFT workdir or a Hugging Face folder) and data.
+  model_cfg, params, tokenizer = load_policy_or_init(config)
+  model = Transformer(model_cfg)
+  train_records, eval_records = sources.rl_records(config.data)
+  reward_fn = task_rewards.make_reward_fn(config.reward, tokenizer)
+
+  # State: the policy's weights with a fresh optimizer.
+  tx_factory = lambda mask: optim.make_optimizer(config.optim, mask)[0]
+  init_fn = lambda rng: model.init(rng, jnp.zeros((1, 1), jnp.int32))[
+      'params']
+  state, shardings = state_from_params(params, init_fn, tx_factory, mesh,
+                                       rules)
+  ref_params = params if config.beta > 0 else None  # Frozen, host copy.
+  run = loop.RunContext(workdir, config.total_steps,
+                        save_every=config.checkpoint_every,
+                        log_every=config.log_every)
+  state, start = run.restore_or_init(
+      jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype,
+                                                     sharding=s),
+                   state, shardings), lambda: state)
+
+  # Jitted pieces.
+  train_step = make_train_step(
+      make_loss_fn(model_cfg, config), shardings, mesh,
+      schedule=optim.make_schedule(config.optim), rules=rules,
+      grad_accum_steps=config.grad_accum_steps)
+  ref_logps_fn = jax.jit(lambda p, t: token_logprobs(p, model_cfg, t,
+                                                     config.temperature))
+  batch_sh = batch_sharding(mesh, rules)
+  prompt_len = max(len(tokenizer.encode(r['prompt'])) + 1
+                   for r in train_records)
+  width = -(-(prompt_len + config.max_new_tokens) // 32) * 32
+  sampler = Sampler(model_cfg, cache_size=width, tokenizer=tokenizer,
+                    stop_strings=tuple(config.stop_strings))
+  num_rows = config.prompts_per_step * config.group_size
+
+  def evaluate(params, tag):
+    res = pass_at_k.evaluate(
+        jax.device_get(params), model_cfg, tokenizer, eval_records,
+        lambda text, rec: reward_fn([text], [rec])[0] >= config.reward.get(
+            'correct_threshold', 1.0),
+        max_new_tokens=config.max_new_tokens, temperature=0.0)
+    logging.info('%s: held-out greedy pass@1 %.3f (95%% CI %.3f-%.3f, %d '
+                 'problems)', tag, res['accuracy'], *res['ci95'],
+                 res['num_problems'])
+    return res
+
+  result: dict[str, Any] = {}
+  if config.eval_before and start == 0 and eval_records:
+    result['eval_before'] = evaluate(state.params, 'before GRPO')
+
+  rng = jax.random.key(config.seed)
+  order = np.random.default_rng(config.seed)
+  limr_path = os.path.join(workdir, 'limr_rewards.jsonl')
+  metrics = {}
+  for step in range(start, config.total_steps):
+    t0 = time.perf_counter()
+    step_rng = jax.random.fold_in(rng, step)
+    # 1. Rollouts (with DAPO dynamic sampling).
+    parts, kept, rounds = [], 0, 0
+    while kept < config.prompts_per_step:
+      idx = _prompt_indices(step, rounds, config, len(train_records), order)
+      recs = [train_records[i] | {'_index': int(i)} for i in idx]
+      r = rollout_lib.sample_rollouts(
+          state.params, sampler, tokenizer, recs, reward_fn,
+          group_size=config.group_size, max_new_tokens=config.max_new_tokens,
+          temperature=config.temperature, top_p=config.top_p,
+          rng=jax.random.fold_in(step_rng, rounds))
+      _log_limr(limr_path, r, step, len(train_records), config)
+      rounds += 1
+      if config.dynamic_sampling:
+        varied = r.group_rewards().std(axis=1) > 0
+        if rounds >= config.max_sampling_rounds:
+          varied |= True  # Give up filtering: keep what we have.
+        r = r.select_groups(varied)
+      parts.append(r)
+      kept += len(r.records)
+    rollouts = rollout_lib.Rollouts.concat(parts)
+    if len(rollouts.records) > config.prompts_per_step:
+      keep = np.zeros(len(rollouts.records), bool)
+      keep[:config.prompts_per_step] = True
+      rollouts = rollouts.select_groups(keep)
+    t_rollout = time.perf_counter() - t0
+
+    # 2. Advantages and the fixed-shape batch.
+    adv = np.asarray(group_advantages(jnp.asarray(rollouts.rewards),
+                                      config.group_size, config.scale_rewards))
+    batch = rollout_lib.train_batch(
+        rollouts, adv, width=width, num_rows=num_rows,
+        mask_truncated=config.mask_truncated_completions)
+    if config.beta > 0:
+      batch['ref_logps'] = np.asarray(ref_logps_fn(ref_params,
+                                                   batch['tokens']))
+    batch = jax.device_put(batch, batch_sh)
+
+    # 3. mu optimizer steps on the same rollouts.
+    for _ in range(config.num_iterations):
+      state, metrics = train_step(state, batch, step_rng)
+    gen_tokens = sum(len(c) for c in rollouts.completion_ids)
+    metrics = dict(metrics)
+    metrics.update(_rollout_metrics(rollouts, rounds, gen_tokens,
+                                    gen_tokens / max(t_rollout, 1e-9)))
+    if run.after_step(step + 1, state, metrics, tokens=gen_tokens):
+      break
+  run.close()
+
+  result['final_metrics'] = {k: float(v) for k, v in
+                             jax.device_get(metrics).items()}
+  if eval_records:
+    result['eval_after'] = evaluate(state.params, 'after GRPO')
+  if jax.process_index() == 0:
+    plots.plot_learning_curves(workdir, keys=('reward', 'accuracy', 'kl',
+                                              'completion_length'))
+    with open(os.path.join(workdir, 'result.json'), 'w') as f:
+      json.dump(result, f, indent=1, default=str)
+  return result
+
+
+def _prompt_indices(step, round_, config, n, rng) -> np.ndarray:
+  """Deterministic prompts of (step, round): epochs of a seeded permutation."""
+  p = config.prompts_per_step
+  start = (step * config.max_sampling_rounds + round_) * p
+  epoch, offset = divmod(start, n)
+  perm = np.random.default_rng([config.seed, epoch]).permutation(n)
+  idx = perm[offset:offset + p]
+  if len(idx) < p:  # Wrap into the next epoch.
+    nxt = np.random.default_rng([config.seed, epoch + 1]).permutation(n)
+    idx = np.concatenate([idx, nxt[:p - len(idx)]])
+  del rng
+  return idx
+
+
+def _rollout_metrics(r: rollout_lib.Rollouts, rounds: int, tokens: int,
+                     tok_per_s: float) -> dict[str, float]:
+  lengths = np.asarray([len(c) for c in r.completion_ids], np.float32)
+  g = r.group_rewards()
+  reasons = np.asarray(r.finish_reasons)
+  return {
+      'reward': float(r.rewards.mean()),
+      'reward_std': float(r.rewards.std()),
+      'groups_all_equal': float((g.std(axis=1) == 0).mean()),
+      'completion_length': float(lengths.mean()),
+      'truncated_fraction': float((reasons == 'length').mean()),
+      'sampling_rounds': float(rounds),
+      'rollout_tokens_per_sec': float(tok_per_s),
+      'generated_tokens': float(tokens),
+  }
+
+
+def _log_limr(path, r: rollout_lib.Rollouts, step, n, config) -> None:
+  """Appends each prompt's mean reward with its epoch (for tools/limr_select)."""
+  if jax.process_index() != 0:
+    return
+  epoch = (step * config.max_sampling_rounds * config.prompts_per_step) // n
+  with open(path, 'a') as f:
+    for rec, rewards in zip(r.records, r.group_rewards()):
+      f.write(json.dumps({'index': rec['_index'], 'epoch': int(epoch),
+                          'step': int(step),
+                          'reward': float(rewards.mean())}) + '\n')

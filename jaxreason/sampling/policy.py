@@ -1,0 +1,154 @@
+"""A policy to sample from: (model config, params, tokenizer) from one folder.
+
+  config, params, tokenizer = load_policy('/ckpt/Qwen2.5-0.5B-Instruct')
+  config, params, tokenizer = load_policy('runs/sft', dtype='bfloat16')
+  sampler = Sampler(config, cache_size=4096, tokenizer=tokenizer)
+
+The folder is either
+
+* a Hugging Face checkpoint: config.json, model.safetensors (or an index and
+  its shards), and the tokenizer files (tokenizer.json, ...), read with
+  `jaxreason.models.hf.load_checkpoint` and `load_tokenizer`; or
+* a jaxreason workdir, as the recipes leave it: config.json (the run's
+  ml_collections config, written at start by `loop.save_run_config`),
+  checkpoints/ (orbax) and tokenizer/ (character and SentencePiece
+  tokenizers). The model config is rebuilt with `loop.model_config_from`,
+  the tokenizer from tokenizer/ or else `config.tokenizer`, and only the
+  parameters of the train state are read (no optimizer state), onto the
+  local devices whatever mesh the run was saved from. `workdir/checkpoints`
+  is accepted too.
+
+The notebooks, the generate CLI (`python -m jaxreason.generate`) and the RL /
+search recipes load policies through here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from absl import logging
+import flax.linen as nn
+import jax
+import orbax.checkpoint as ocp
+
+from jaxreason.data.tokenizer import Tokenizer, load_tokenizer
+from jaxreason.models import hf
+from jaxreason.models.transformer import TransformerConfig, abstract_params
+from jaxreason.train import loop
+
+Params = Any
+_HF_WEIGHTS = ('model.safetensors', 'model.safetensors.index.json')
+CHECKPOINTS_DIR = 'checkpoints'
+
+
+def _kind(path: str) -> str:
+  """'hf' or 'workdir'; FileNotFoundError saying what was looked for."""
+  if not os.path.isdir(path):
+    raise FileNotFoundError(
+        f'{path}: no such directory (expected a Hugging Face checkpoint or a '
+        'jaxreason workdir)')
+  has = lambda name: os.path.exists(os.path.join(path, name))
+  if has('config.json') and any(has(w) for w in _HF_WEIGHTS):
+    return 'hf'
+  if os.path.isdir(os.path.join(path, CHECKPOINTS_DIR)):
+    return 'workdir'
+  raise FileNotFoundError(
+      f'{path}: neither a Hugging Face checkpoint (looked for config.json and '
+      f'{" or ".join(_HF_WEIGHTS)}) nor a jaxreason workdir (looked for '
+      f'{CHECKPOINTS_DIR}/ and {loop.RUN_CONFIG_FILE}); found '
+      f'{sorted(os.listdir(path))}')
+
+
+def load_policy(path: str, *, dtype: str | None = None,
+                tokenizer: str | Tokenizer | None = None,
+                step: int | None = None
+                ) -> tuple[TransformerConfig, Params, Tokenizer]:
+  """Loads (model config, params on the default device, tokenizer).
+
+  Args:
+    path: a Hugging Face checkpoint folder or a jaxreason workdir (or its
+      checkpoints/ folder).
+    dtype: 'float32' | 'bfloat16' | 'float16': the computation dtype (and
+      the KV cache's) and the parameters' dtype. None: the checkpoint's
+      config (HF: float32 parameters and computation).
+    tokenizer: a tokenizer or a path for `load_tokenizer`, instead of the one
+      in the folder.
+    step: workdirs only: the checkpoint step (default: the latest).
+
+  Returns:
+    (config, params, tokenizer); params are jax arrays.
+  """
+  path = os.path.abspath(os.fspath(path))
+  if (os.path.basename(path) == CHECKPOINTS_DIR
+      and os.path.exists(os.path.join(os.path.dirname(path),
+                                      loop.RUN_CONFIG_FILE))):
+    path = os.path.dirname(path)
+  kind = _kind(path)
+  if isinstance(tokenizer, str):
+    tokenizer = load_tokenizer(tokenizer)
+  if kind == 'hf':
+    if step is not None:
+      raise ValueError(f'{path}: step={step} applies to workdirs only')
+    config, params = hf.load_checkpoint(path, dtype=dtype or 'float32',
+                                        param_dtype=dtype)
+    if tokenizer is None:
+      tokenizer = load_tokenizer(path)
+  else:
+    config, params, tokenizer = _load_workdir(path, dtype, tokenizer, step)
+  if tokenizer.vocab_size > config.vocab_size:
+    raise ValueError(f'{path}: the tokenizer has {tokenizer.vocab_size} ids, '
+                     f'the model only {config.vocab_size}')
+  logging.info('Loaded %s policy from %s (%.2fM parameters, %s)', kind, path,
+               config.num_params() / 1e6, config.dtype)
+  return config, jax.device_put(params), tokenizer
+
+
+def _load_workdir(path: str, dtype: str | None,
+                  tokenizer: Tokenizer | None, step: int | None
+                  ) -> tuple[TransformerConfig, Params, Tokenizer]:
+  run_config = loop.load_run_config(path)
+  if tokenizer is None:
+    saved = os.path.join(path, loop.TOKENIZER_DIR)
+    tokenizer = (load_tokenizer(saved) if os.path.isdir(saved) else
+                 loop.tokenizer_from_config(run_config.tokenizer))
+  config = loop.model_config_from(run_config.model, tokenizer.vocab_size)
+  params = restore_params(os.path.join(path, CHECKPOINTS_DIR), config, step)
+  if dtype:
+    config = config.replace(dtype=dtype, param_dtype=dtype)
+    params = jax.tree.map(lambda x: x.astype(config.jnp_param_dtype), params)
+  return config, params, tokenizer
+
+
+def restore_params(directory: str, config: TransformerConfig,
+                   step: int | None = None) -> Params:
+  """The params of a saved train state, on the default device.
+
+  A partial restore (the optimizer state is not read) onto an explicit
+  target, so it works on any topology: `train.checkpoint.restore_params`
+  without a target uses the saved shardings, which fail on a different
+  device count. `config` is the run's model config (its param_dtype is
+  the saved one).
+  """
+  directory = os.path.abspath(directory)
+  manager = ocp.CheckpointManager(directory)
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'{directory}: no checkpoint steps in it')
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    shapes = nn.unbox(abstract_params(config))
+    target = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+        shapes)
+    args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=device),
+                        shapes)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(
+            item={'params': target}, restore_args={'params': args},
+            partial_restore=True)))
+  finally:
+    manager.close()
+  params = restored['state']['params']
+  logging.info('Restored params of step %d from %s', step, directory)
+  return params

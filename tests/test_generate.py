@@ -1,0 +1,246 @@
+"""The generate CLI and load_policy on a Hugging Face folder and a workdir.
+
+The HF folder is a tiny random Qwen2 written by `transformers` with a BPE
+tokenizer.json built by `tokenizers`; greedy completions and every token's
+log-prob are checked against `transformers` (generate, and a forward pass).
+The workdir comes from the SFT recipe (configs/sft/synthetic.py:debug, one
+step) and is checked against the cache-free reference decoder.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+import tokenizers
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from jaxreason import generate
+from jaxreason.data.tokenizer import CharTokenizer, load_tokenizer
+from jaxreason.sampling import load_policy
+from jaxreason.sampling import reference
+from jaxreason.train import checkpoint as checkpoint_lib
+from jaxreason.train import loop
+
+torch = pytest.importorskip('torch')
+transformers = pytest.importorskip('transformers')
+
+SPECIAL = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
+PROMPTS = ['Question: what is 12 plus 30?', 'hello there', 'what is 7 times']
+MAX_NEW = 8
+
+
+def _lines(n):
+  rng = np.random.default_rng(0)
+  return [f'Question: what is {a} plus {b}? It is {a + b}.\n\n'
+          for a, b in rng.integers(0, 99, (n, 2))]
+
+
+@pytest.fixture(scope='module')
+def hf_dir(tmp_path_factory):
+  """A random 2-layer Qwen2 (eos = <|im_end|>) and its tokenizer files."""
+  path = str(tmp_path_factory.mktemp('qwen'))
+  tok = tokenizers.Tokenizer(models.BPE())
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  tok.train_from_iterator(_lines(100), trainers.BpeTrainer(
+      vocab_size=300, special_tokens=SPECIAL, show_progress=False,
+      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+  tok.save(os.path.join(path, 'tokenizer.json'))
+  with open(os.path.join(path, 'tokenizer_config.json'), 'w') as f:
+    json.dump({'tokenizer_class': 'PreTrainedTokenizerFast',
+               'bos_token': None, 'eos_token': '<|im_end|>',
+               'pad_token': '<|endoftext|>'}, f)
+  config = transformers.Qwen2Config(
+      vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
+      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+      max_position_embeddings=256, tie_word_embeddings=False,
+      bos_token_id=None, eos_token_id=2, pad_token_id=0)
+  model = transformers.Qwen2ForCausalLM(config).eval()
+  gen = torch.Generator().manual_seed(0)
+  with torch.no_grad():
+    for name, p in model.named_parameters():
+      noise = torch.randn(p.shape, generator=gen)
+      p.copy_(1.0 + 0.2 * noise if 'norm' in name else 0.3 * noise)
+  model.save_pretrained(path)
+  return path
+
+
+def _write_jsonl(path, rows):
+  with open(path, 'w') as f:
+    for row in rows:
+      f.write(row if isinstance(row, str) else json.dumps(row))
+      f.write('\n')
+  return str(path)
+
+
+def _read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def _run(checkpoint, prompts, output, *flags):
+  assert generate.main([f'--checkpoint={checkpoint}', f'--prompts={prompts}',
+                        f'--output={output}', *flags]) == 0
+  return _read_jsonl(output)
+
+
+def _hf_logprobs(model, prompt, completion, temperature=1.0):
+  """Teacher-forced log_softmax(logits / T) of each completion token."""
+  ids = torch.tensor([prompt + completion])
+  with torch.no_grad():
+    logits = model(ids).logits[0, len(prompt) - 1:-1] / temperature
+  logp = torch.log_softmax(logits.double(), -1)
+  return logp[torch.arange(len(completion)), completion].numpy()
+
+
+def test_hf_folder_greedy_and_sampled(hf_dir, tmp_path):
+  model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir).eval()
+  hf_tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
+  rows = [{'prompt': PROMPTS[0], 'id': 'a'},
+          {'prompt_ids': hf_tok.encode(PROMPTS[1]), 'id': 'b'},
+          {'prompt': PROMPTS[2], 'id': 'c', 'extra': [1, 2]}]
+  prompts = _write_jsonl(tmp_path / 'in.jsonl', rows)
+  # 3 prompts in batches of 2: the second (1 prompt) reuses the compilation.
+  greedy = _run(hf_dir, prompts, tmp_path / 'greedy.jsonl', '--n=2',
+                '--temperature=0', f'--max_new_tokens={MAX_NEW}',
+                '--batch_size=2')
+  assert len(greedy) == 6
+  for i, out in enumerate(greedy):
+    row = rows[i // 2]
+    assert {k: out[k] for k in row} == row  # Input fields kept.
+    assert set(out) == set(row) | set(generate.OUTPUT_FIELDS)
+    assert out['sample_index'] == i % 2
+    prompt_ids = row.get('prompt_ids') or hf_tok.encode(row['prompt'])
+    with torch.no_grad():
+      ref = model.generate(
+          torch.tensor([prompt_ids]), attention_mask=torch.ones(
+              1, len(prompt_ids), dtype=torch.long), do_sample=False,
+          max_new_tokens=MAX_NEW, eos_token_id=2, pad_token_id=0)
+    expected = ref[0, len(prompt_ids):].tolist()
+    assert out['completion_ids'] == expected
+    ended = bool(expected) and expected[-1] == 2
+    assert out['finish_reason'] == ('eos' if ended else 'length')
+    text_ids = expected[:-1] if ended else expected
+    assert out['completion'] == hf_tok.decode(text_ids)
+    np.testing.assert_allclose(
+        out['logprobs'], _hf_logprobs(model, prompt_ids, expected), atol=1e-4)
+
+  sampled = _run(hf_dir, prompts, tmp_path / 'sampled.jsonl', '--n=2',
+                 '--temperature=1.5', '--top_k=50', '--seed=3',
+                 f'--max_new_tokens={MAX_NEW}', '--batch_size=2')
+  assert [o['sample_index'] for o in sampled] == [0, 1] * 3
+  assert sampled[0]['completion_ids'] != sampled[1]['completion_ids']
+  for out, row in zip(sampled, [r for r in rows for _ in range(2)]):
+    prompt_ids = row.get('prompt_ids') or hf_tok.encode(row['prompt'])
+    np.testing.assert_allclose(
+        out['logprobs'],
+        _hf_logprobs(model, prompt_ids, out['completion_ids'], 1.5),
+        atol=1e-4)
+    assert len(out['completion_ids']) == MAX_NEW or out['finish_reason'] == 'eos'
+
+  # A stop string (given escaped, as on a command line) found in the greedy
+  # text: the completion stops at its end and keeps it.
+  text = greedy[0]['completion']
+  starts = [i for i in range(1, len(text) - 1) if text[i:i + 2].isascii()]
+  assert starts, text  # Deterministic (seeded model); ASCII: exact bytes.
+  stop = text[starts[0]:starts[0] + 2]
+  escaped = stop.replace('\\', '\\\\').replace('\n', '\\n')
+  stopped = _run(hf_dir, prompts, tmp_path / 'stop.jsonl', '--temperature=0',
+                 f'--max_new_tokens={MAX_NEW}', f'--stop={escaped}')
+  assert stopped[0]['finish_reason'] == 'stop'
+  assert stopped[0]['completion'].find(stop) == text.find(stop)
+  assert text.startswith(stopped[0]['completion'])
+  assert len(stopped[0]['completion']) >= text.find(stop) + len(stop)
+
+
+def test_unescape():
+  assert generate.unescape(r'\n\n') == '\n\n'
+  assert generate.unescape(r'</answer>\t') == '</answer>\t'
+  assert generate.unescape('é中\\\\') == 'é中\\'
+
+
+def test_chat_template_prompts(hf_dir, tmp_path):
+  tok = load_tokenizer(hf_dir)
+  rows = [{'prompt': 'hi'},
+          {'prompt': [{'role': 'system', 'content': 'Be brief.'},
+                      {'role': 'user', 'content': 'hi'}]}]
+  prompts = generate.read_prompts(_write_jsonl(tmp_path / 'c.jsonl', rows),
+                                  tok, vocab_size=tok.vocab_size, chat=True)
+  assert prompts[0].ids == tok.encode(
+      '<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n')
+  assert prompts[1].ids[:3] == tok.encode('<|im_start|>system\n')
+  assert prompts[1].where.endswith('c.jsonl:2')
+
+
+def test_errors_name_the_file_and_line(hf_dir, tmp_path):
+  out = str(tmp_path / 'out.jsonl')
+  flags = (f'--output={out}', '--max_new_tokens=4')
+  bad = _write_jsonl(tmp_path / 'bad.jsonl',
+                     [{'prompt': 'ok'}, '{"prompt": "unterminated'])
+  with pytest.raises(ValueError, match=r'bad\.jsonl:2: not valid JSON'):
+    generate.main([f'--checkpoint={hf_dir}', f'--prompts={bad}', *flags])
+  long = _write_jsonl(tmp_path / 'long.jsonl',
+                      [{'prompt_ids': [5] * 3}, '', {'prompt_ids': [5] * 12}])
+  with pytest.raises(ValueError, match=r'long\.jsonl:3: the prompt has 12 '
+                     r'tokens.*--cache_size=10'):
+    generate.main([f'--checkpoint={hf_dir}', f'--prompts={long}',
+                   '--cache_size=10', *flags])
+  tok = CharTokenizer()
+  for row, message in (({'text': 'x'}, 'no "prompt" or "prompt_ids"'),
+                       ({'prompt': 3}, '"prompt" must be a string'),
+                       ({'prompt_ids': [1, 'a']}, 'list of integers'),
+                       ({'prompt_ids': [1, 500]}, r'outside .*\[0, 300\)'),
+                       ({'prompt_ids': []}, 'empty'), ([1], 'JSON object')):
+    path = _write_jsonl(tmp_path / 'one.jsonl', [{'prompt': 'a'}, row])
+    with pytest.raises(ValueError, match=f'one.jsonl:2: .*{message}'):
+      generate.read_prompts(path, tok, vocab_size=300)
+  missing = str(tmp_path / 'nowhere')
+  with pytest.raises(FileNotFoundError, match=f'{missing}: no such directory'):
+    generate.main([f'--checkpoint={missing}', f'--prompts={bad}', *flags])
+  empty = tmp_path / 'empty_dir'
+  empty.mkdir()
+  with pytest.raises(FileNotFoundError,
+                     match=r'empty_dir: neither .*model\.safetensors.*'
+                     r'checkpoints/'):
+    load_policy(str(empty))
+
+
+def test_sft_workdir(tmp_path):
+  from configs.sft import synthetic  # pylint: disable=g-import-not-at-top
+  from jaxreason.recipes import sft  # pylint: disable=g-import-not-at-top
+  config = synthetic.get_config('debug')
+  config.total_steps = 1
+  config.eval_max_new_tokens = 0
+  workdir = str(tmp_path / 'run')
+  sft.train(config, workdir)
+  assert os.path.exists(os.path.join(workdir, 'tokenizer',
+                                     'tokenizer_char.json'))
+  saved = loop.load_run_config(workdir)
+  assert saved.model.to_dict() == config.model.to_dict()
+
+  model_config, params, tokenizer = load_policy(workdir)
+  assert isinstance(tokenizer, CharTokenizer)
+  assert model_config == loop.model_config_from(config.model,
+                                                tokenizer.vocab_size)
+  # Restored onto one device; the trainer's own restore (8-device mesh).
+  expected = checkpoint_lib.restore_params(os.path.join(workdir,
+                                                        'checkpoints'))
+  jax.tree.map(np.testing.assert_array_equal, params, expected)
+  bf16_config, bf16_params, _ = load_policy(
+      os.path.join(workdir, 'checkpoints'), dtype='bfloat16')
+  assert bf16_config.dtype == bf16_config.param_dtype == 'bfloat16'
+  assert {x.dtype for x in jax.tree.leaves(bf16_params)} == {
+      np.dtype('bfloat16')}
+
+  texts = ['Compute 3 + 4.', 'What is 2 * 5?']
+  prompts = _write_jsonl(tmp_path / 'in.jsonl', [{'prompt': t} for t in texts])
+  out = _run(workdir, prompts, tmp_path / 'out.jsonl', '--temperature=0',
+             '--max_new_tokens=6')
+  ids = [tokenizer.encode(t, add_bos=True) for t in texts]
+  expected = reference.greedy_generate(params, model_config, ids,
+                                       max_new_tokens=6,
+                                       eos_id=tokenizer.eos_id, batch_size=2)
+  assert [o['completion_ids'] for o in out] == expected
+  assert [o['prompt'] for o in out] == texts
