@@ -97,7 +97,10 @@ def _hf_logprobs(model, prompt, completion, temperature=1.0):
 
 def test_hf_folder_greedy_and_sampled(hf_dir, tmp_path):
   model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir).eval()
-  hf_tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
+  # tokenizer.json as written (AutoTokenizer would build transformers 5's
+  # Qwen2Tokenizer, whose pre-tokenizer is Qwen's, not this file's).
+  hf_tok = transformers.PreTrainedTokenizerFast(
+      tokenizer_file=os.path.join(hf_dir, 'tokenizer.json'))
   rows = [{'prompt': PROMPTS[0], 'id': 'a'},
           {'prompt_ids': hf_tok.encode(PROMPTS[1]), 'id': 'b'},
           {'prompt': PROMPTS[2], 'id': 'c', 'extra': [1, 2]}]

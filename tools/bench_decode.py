@@ -169,6 +169,8 @@ def _define_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('output', 'bench_decode.json', 'JSON results.', **d)
   flags.DEFINE_bool('resume', True, 'Skip (case, framework) pairs already in '
                     '--output with the same settings.', **d)
+  flags.DEFINE_list('redo', [], 'Frameworks to rerun even if resumed '
+                    '(e.g. tunix, jaxreason_repeated).', **d)
   flags.DEFINE_string('tunix_python', '', 'Python with google-tunix (default: '
                       '.venv-bench/bin/python if present, else this one).',
                       **d)
@@ -975,7 +977,8 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
       if base not in f.frameworks:
         continue
       done = entry['results'].get(fw)
-      if done and 'error' not in done:
+      if done and 'error' not in done and fw not in f.redo and (
+          base not in f.redo):
         print(f'# {name} {fw}: done (resumed)', flush=True)
         continue
       print(f'# {name} {fw} ...', flush=True)
