@@ -7,8 +7,11 @@ r"""GRPO on the synthetic arithmetic task, starting from an SFT policy.
   python experiments/grpo.py --config=configs/grpo/synthetic.py:dapo ...
   # Dr.GRPO: no std scaling, constant normaliser.
   python experiments/grpo.py --config=configs/grpo/synthetic.py:dr_grpo ...
+  # LoRA: only rank-8 adapters train; the reference is the base (no copy).
+  python experiments/grpo.py --config=configs/grpo/synthetic.py:lora,kl ...
 
-Variants: '' (GRPO), 'dapo', 'dr_grpo', 'debug' (random tiny policy, seconds).
+Variants (comma-separated): '' (GRPO), 'dapo', 'dr_grpo', 'kl' (beta 0.04),
+'lora', 'debug' (random tiny policy, seconds).
 `policy` is a jaxreason workdir or a Hugging Face folder; empty means a
 randomly initialised `model` (only sensible for debugging).
 """
@@ -54,6 +57,12 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.max_sampling_rounds = 3
   c.grad_accum_steps = 1
 
+  # LoRA (jaxreason/models/lora.py); rank 0 is off (full fine-tuning).
+  # targets: regexes searched in kernel paths (layers_0/mlp/up_proj/kernel).
+  c.lora = dict(rank=0, alpha=16.0, dropout=0.0,
+                targets=('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj',
+                         'up_proj', 'down_proj'))
+
   c.total_steps = ml_collections.FieldReference(100)
   c.optim = dict(name='adamw', lr=2e-4, schedule='constant', warmup_steps=5,
                  b1=0.9, b2=0.99, weight_decay=0.0, clip_norm=1.0)
@@ -74,6 +83,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
       c.scale_rewards = 'none'
     elif v == 'kl':
       c.beta = 0.04
+    elif v == 'lora':
+      c.lora.rank = 8
+      c.lora.alpha = 16.0
+      c.optim.lr = 1e-3  # Adapters take a larger step than full weights.
     elif v == 'debug':
       c.policy = ''
       c.data.num_train = 64
@@ -88,5 +101,5 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
       c.beta = 0.04
     else:
       raise ValueError(f'Unknown variant {v!r}: expected dapo, dr_grpo, kl, '
-                       'debug (comma-separated)')
+                       'lora, debug (comma-separated)')
   return c

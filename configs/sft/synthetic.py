@@ -4,8 +4,10 @@ r"""SFT of a small transformer on the synthetic arithmetic task.
   python experiments/sft.py --config=configs/sft/synthetic.py:debug \
       --workdir=/tmp/sft_debug --config.optim.lr=1e-3
 
-Variants (after the colon): '' (default: 4-step mod-10 word problems, a
-0.4M-parameter model, about 4 minutes on 2 CPU cores), 'debug' (seconds).
+Variants (after the colon): '' (default: 4-step mod-10 chains with + - *,
+in the bare form "Start at 8. Subtract 5, add 3, ...", a 0.31M-parameter
+model, 800 steps of 32 x 256 packed tokens: about 7 minutes on 2 CPU cores),
+'debug' (seconds).
 """
 
 import ml_collections
@@ -34,7 +36,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.pack = True
   c.grad_accum_steps = 1
 
-  c.total_steps = ml_collections.FieldReference(1200)
+  c.total_steps = ml_collections.FieldReference(800)
   c.optim = dict(name='adamw', lr=3e-3, schedule='warmup_cosine',
                  warmup_steps=100, end_lr_ratio=0.05, b1=0.9, b2=0.98,
                  weight_decay=0.01, clip_norm=1.0)

@@ -6,6 +6,8 @@ import json
 import os
 from typing import Any, Mapping
 
+import numpy as np
+
 from jaxreason.data import synthetic
 
 
@@ -99,3 +101,105 @@ def rl_records(data: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
     n_eval = int(data.get('num_eval', 0))
     return recs[n_eval:], recs[:n_eval]
   raise ValueError(f"data.source={source!r}: expected 'synthetic' or 'jsonl'")
+
+
+# Preference data (DPO) and teacher traces (distillation SFT) ------------------
+
+
+def _as_list(value: Any) -> list[str]:
+  if value is None:
+    return []
+  return [str(v) for v in value] if isinstance(value, (list, tuple)) else [
+      str(value)]
+
+
+def preference_records(data: Mapping[str, Any]) -> tuple[list[dict],
+                                                          list[dict]]:
+  """(train, eval) records for DPO: `rl_records` plus 'chosen' candidates.
+
+  'chosen' lists responses from a stronger source, best first; the recipe
+  keeps the first one the reward function verifies. Synthetic task: the
+  generator's reference solution. JSONL: the row's `chosen_key` field
+  (default 'chosen', a string or a list), then the responses to the same
+  prompt in `teacher_path` (a JSONL of `teacher_prompt_key` /
+  `teacher_completion_key`, default 'prompt' / 'completion'), if given.
+  """
+  source = data.get('source', 'synthetic')
+  if source == 'synthetic':
+    train, held_out = sft_records(data)
+    return [r | {'chosen': [r['completion']]} for r in train], held_out
+  if source != 'jsonl':
+    raise ValueError(f"data.source={source!r}: expected 'synthetic' or "
+                     "'jsonl'")
+  pk = data.get('prompt_key', 'prompt')
+  ak = data.get('answer_key', 'answer')
+  chosen_key = data.get('chosen_key', 'chosen')
+  teacher: dict[str, list[str]] = {}
+  if data.get('teacher_path'):
+    tpk = data.get('teacher_prompt_key', 'prompt')
+    tck = data.get('teacher_completion_key', 'completion')
+    for row in read_jsonl(data['teacher_path'], (tpk, tck)):
+      teacher.setdefault(row[tpk], []).append(str(row[tck]))
+  rows = read_jsonl(data['path'], (pk, ak))
+  recs = [{'prompt': r[pk], 'answer': str(r[ak]),
+           'chosen': _as_list(r.get(chosen_key)) + teacher.get(r[pk], [])}
+          for r in rows]
+  n_eval = int(data.get('num_eval', 0))
+  return recs[n_eval:], recs[:n_eval]
+
+
+def teacher_trace(problem: synthetic.Problem, rng: Any,
+                  reflect_prob: float = 0.5) -> str:
+  """A long chain of thought ending in the reference solution (o1 style).
+
+  Inside <think>...</think> each step is worked out (with the reduction mod
+  m written out); with probability `reflect_prob` one step first slips and
+  is then caught and redone ("Wait, ..."), as reasoning models' traces do.
+  After the thinking comes the plain solution, so the last \\boxed{} holds
+  the answer and the synthetic checker grades the trace like a solution.
+  """
+  rng = rng if isinstance(rng, np.random.Generator) else (
+      np.random.default_rng(rng))
+  slip = int(rng.integers(problem.num_steps)) if (
+      rng.random() < reflect_prob) else -1
+  lines = ['<think>']
+  for i, (a, op, b, r) in enumerate(zip(problem.inputs, problem.ops,
+                                        problem.operands, problem.values)):
+    raw = synthetic.apply_op(a, op, b, None)
+    work = f'{a}{op}{b}={raw}'
+    if problem.modulus is not None and raw != r:
+      work += f', mod {problem.modulus} is {r}'
+    if i == slip:
+      if problem.modulus is not None:  # Any other residue.
+        wrong = (r + int(rng.integers(1, problem.modulus))) % problem.modulus
+      else:
+        wrong = r + int(rng.choice([-1, 1])) * int(rng.integers(1, 10))
+      lines.append(f'Step {i + 1}: {a}{op}{b}={wrong}.')
+      lines.append(f'Wait, check it: {work}. So {a}{op}{b}={r}.')
+    else:
+      lines.append(f'Step {i + 1}: {work}.')
+  lines.append(f'The answer is {problem.answer}.')
+  lines.append('</think>')
+  return '\n'.join(lines) + '\n' + problem.solution
+
+
+def write_synthetic_traces(path: str, task: Mapping[str, Any], num: int, *,
+                           seed: int = 0, reflect_prob: float = 0.5,
+                           prompt_key: str = 'prompt',
+                           completion_key: str = 'completion') -> str:
+  """Writes `num` synthetic problems with teacher traces as JSONL; returns path.
+
+  Rows: prompt_key, completion_key (the `teacher_trace`) and 'answer'. A
+  stand-in for a file of a reasoning model's long-CoT traces, so that the
+  distillation recipe runs without one.
+  """
+  problems = synthetic.generate_dataset(seed, num, arithmetic_config(task))
+  rng = np.random.default_rng([seed, 1])
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + '.tmp', 'w') as f:
+    for p in problems:
+      f.write(json.dumps({prompt_key: synthetic.format_prompt(p),
+                          completion_key: teacher_trace(p, rng, reflect_prob),
+                          'answer': p.answer}) + '\n')
+  os.replace(path + '.tmp', path)
+  return path

@@ -16,14 +16,22 @@ Choices (each a config field, meaning exactly what TRL's GRPOTrainer means):
 Old log-probs for mu > 1 are the sampler's own (log_softmax(logits / T) of
 the sampled tokens under the policy that sampled them), so no extra forward
 pass is spent on them; with mu = 1 the ratio is exactly 1.
+
+LoRA (`config.lora.rank > 0`, variant 'lora'): the state's params are
+{'base', 'lora'} with only the adapters trained; rollouts and evaluation
+sample from the merged weights, the loss runs the adapted model (with LoRA
+dropout), and the reference policy is the base itself with adapters off, so
+no second copy of the weights is kept. See `policy_fns`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -34,10 +42,11 @@ import numpy as np
 from jaxreason.data import sources
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.grpo import group_advantages, grpo_loss
+from jaxreason.models import lora
 from jaxreason.models.transformer import Transformer, init_params
 from jaxreason.rewards import task_rewards
 from jaxreason.sampling import Sampler
-from jaxreason.sampling.scoring import token_logprobs
+from jaxreason.sampling.scoring import logprobs_from_logits
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import loop, optim, plots
@@ -61,14 +70,47 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'num_iterations (mu)={config.num_iterations} must be >= 1')
 
 
-def make_loss_fn(model_cfg, config):
-  """loss_fn(params, batch, rng, frozen) for the jitted train step."""
+@dataclasses.dataclass(frozen=True)
+class PolicyFns:
+  """How the state's params are used; plain params or LoRA's {'base', 'lora'}.
+
+  apply(params, tokens, rng) -> logits [N, W, V] of the trained policy.
+  reference(params, tokens) -> logits of the frozen reference, or None when
+    the reference is a separate frozen copy of the initial params.
+  sampling_params(params) -> plain Transformer params for the sampler.
+  """
+
+  apply: Callable[..., jax.Array]
+  reference: Callable[..., jax.Array] | None
+  sampling_params: Callable[[Any], Any]
+
+
+def policy_fns(model_cfg, lora_cfg: lora.LoraConfig | None) -> PolicyFns:
+  if lora_cfg is None:
+    model = Transformer(model_cfg)
+    return PolicyFns(
+        apply=lambda p, t, rng: model.apply({'params': p}, t),
+        reference=None, sampling_params=lambda p: p)
+  adapted = lora.apply_fn(model_cfg, lora_cfg)
+  return PolicyFns(
+      apply=lambda p, t, rng: adapted(p, t, rng=rng, deterministic=False),
+      reference=lambda p, t: adapted(p, t, adapters=False),
+      sampling_params=jax.jit(functools.partial(lora.merge,
+                                                lora_cfg=lora_cfg)))
+
+
+def make_loss_fn(model_cfg, config, apply=None):
+  """loss_fn(params, batch, rng, frozen) for the jitted train step.
+
+  `apply(params, tokens, rng) -> logits` defaults to the plain Transformer.
+  """
   loss_type = config.loss_type
+  apply = apply or policy_fns(model_cfg, None).apply
 
   def loss_fn(params, batch, rng, frozen):
-    del rng
-    logps = token_logprobs(params, model_cfg, batch['tokens'],
-                           config.temperature)  # [N, W-1]
+    logits = apply(params, batch['tokens'], rng)  # [N, W, V]
+    logps = logprobs_from_logits(logits, batch['tokens'],
+                                 config.temperature)  # [N, W-1]
     old = batch['old_logps'] if config.num_iterations > 1 else None
     loss, metrics = grpo_loss(
         logps, old, batch.get('ref_logps'), batch['advantages'],
@@ -107,6 +149,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # Policy (an SFT workdir or a Hugging Face folder) and data.
   model_cfg, params, tokenizer = load_policy_or_init(config)
   model = Transformer(model_cfg)
+  lora_cfg = lora.config_from(config.get('lora'))
+  policy = policy_fns(model_cfg, lora_cfg)
   train_records, eval_records = sources.rl_records(config.data)
   reward_fn = task_rewards.make_reward_fn(config.reward, tokenizer)
 
@@ -114,9 +158,18 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   tx_factory = lambda mask: optim.make_optimizer(config.optim, mask)[0]
   init_fn = lambda rng: model.init(rng, jnp.zeros((1, 1), jnp.int32))[
       'params']
+  trainable = None
+  if lora_cfg is not None:  # Fresh adapters (B = 0) on the policy as base.
+    params = lora.init_params(model_cfg, lora_cfg,
+                              jax.random.key(config.seed + 1), params)
+    init_fn = lambda rng: lora.init_params(model_cfg, lora_cfg, rng)
+    trainable = lora.trainable_mask
   state, shardings = state_from_params(params, init_fn, tx_factory, mesh,
-                                       rules)
-  ref_params = params if config.beta > 0 else None  # Frozen, host copy.
+                                       rules, trainable)
+  # The reference: a frozen host copy of the initial policy, or with LoRA
+  # the base inside the state (adapters off), read anew each step.
+  ref_params = params if config.beta > 0 and lora_cfg is None else None
+  del params
   run = loop.RunContext(workdir, config.total_steps,
                         save_every=config.checkpoint_every,
                         log_every=config.log_every)
@@ -127,11 +180,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   # Jitted pieces.
   train_step = make_train_step(
-      make_loss_fn(model_cfg, config), shardings, mesh,
+      make_loss_fn(model_cfg, config, policy.apply), shardings, mesh,
       schedule=optim.make_schedule(config.optim), rules=rules,
       grad_accum_steps=config.grad_accum_steps)
-  ref_logps_fn = jax.jit(lambda p, t: token_logprobs(p, model_cfg, t,
-                                                     config.temperature))
+  ref_apply = policy.reference or (lambda p, t: policy.apply(p, t, None))
+  ref_logps_fn = jax.jit(lambda p, t: logprobs_from_logits(
+      ref_apply(p, t), t, config.temperature))
   batch_sh = batch_sharding(mesh, rules)
   prompt_len = max(len(tokenizer.encode(r['prompt'])) + 1
                    for r in train_records)
@@ -153,7 +207,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   result: dict[str, Any] = {}
   if config.eval_before and start == 0 and eval_records:
-    result['eval_before'] = evaluate(state.params, 'before GRPO')
+    result['eval_before'] = evaluate(policy.sampling_params(state.params),
+                                     'before GRPO')
 
   rng = jax.random.key(config.seed)
   order = np.random.default_rng(config.seed)
@@ -164,11 +219,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     step_rng = jax.random.fold_in(rng, step)
     # 1. Rollouts (with DAPO dynamic sampling).
     parts, kept, rounds = [], 0, 0
+    sampling_params = policy.sampling_params(state.params)
     while kept < config.prompts_per_step:
       idx = _prompt_indices(step, rounds, config, len(train_records), order)
       recs = [train_records[i] | {'_index': int(i)} for i in idx]
       r = rollout_lib.sample_rollouts(
-          state.params, sampler, tokenizer, recs, reward_fn,
+          sampling_params, sampler, tokenizer, recs, reward_fn,
           group_size=config.group_size, max_new_tokens=config.max_new_tokens,
           temperature=config.temperature, top_p=config.top_p,
           rng=jax.random.fold_in(step_rng, rounds))
@@ -186,6 +242,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       keep = np.zeros(len(rollouts.records), bool)
       keep[:config.prompts_per_step] = True
       rollouts = rollouts.select_groups(keep)
+    del sampling_params
     t_rollout = time.perf_counter() - t0
 
     # 2. Advantages and the fixed-shape batch.
@@ -195,8 +252,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         rollouts, adv, width=width, num_rows=num_rows,
         mask_truncated=config.mask_truncated_completions)
     if config.beta > 0:
-      batch['ref_logps'] = np.asarray(ref_logps_fn(ref_params,
-                                                   batch['tokens']))
+      ref = state.params if ref_params is None else ref_params
+      batch['ref_logps'] = np.asarray(ref_logps_fn(ref, batch['tokens']))
     batch = jax.device_put(batch, batch_sh)
 
     # 3. mu optimizer steps on the same rollouts.
@@ -213,7 +270,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   result['final_metrics'] = {k: float(v) for k, v in
                              jax.device_get(metrics).items()}
   if eval_records:
-    result['eval_after'] = evaluate(state.params, 'after GRPO')
+    result['eval_after'] = evaluate(policy.sampling_params(state.params),
+                                    'after GRPO')
   if jax.process_index() == 0:
     plots.plot_learning_curves(workdir, keys=('reward', 'accuracy', 'kl',
                                               'completion_length'))

@@ -10,6 +10,7 @@ Reads top to bottom: mesh -> tokenizer and data -> model and sharded state
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -19,11 +20,14 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxreason.data import pipeline, sources
+from jaxreason.data import selection
 from jaxreason.data import synthetic
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.sft import sft_loss
 from jaxreason.models import hf
 from jaxreason.models.transformer import Transformer
+from jaxreason.models.transformer import init_params as random_params
+from jaxreason.rewards import task_rewards
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import loop, optim, plots
@@ -50,6 +54,7 @@ def make_loss_fn(model: Transformer) -> LossFn:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains; returns final metrics and (for tasks with answers) eval results."""
+  config = with_generated_data(config, workdir)
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.rules_from_config(config.get('sharding_rules'))
 
@@ -57,6 +62,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   tokenizer = loop.tokenizer_from_config(config.tokenizer)
   loop.save_run_config(workdir, config, tokenizer)  # For load_policy(workdir).
   train_records, eval_records = sources.sft_records(config.data)
+  train_records = filter_train_records(config, train_records, tokenizer,
+                                       workdir)
   local_batch = config.batch_size // jax.process_count()
   dataset = pipeline.sft_dataset(
       train_records, tokenizer, seq_len=config.seq_len,
@@ -82,6 +89,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       _, params = hf.load_checkpoint(config.init_checkpoint,
                                      dtype=model_cfg.dtype,
                                      param_dtype=model_cfg.param_dtype)
+      state = state.replace(params=jax.device_put(params, shardings.params))
+    if config.get('init_workdir'):  # Start from a jaxreason run's params.
+      params = params_from_workdir(config.init_workdir, model_cfg)
       state = state.replace(params=jax.device_put(params, shardings.params))
     return state
 
@@ -134,3 +144,135 @@ def evaluate(params, model_cfg, tokenizer, records, *, max_new_tokens: int,
       lambda text, rec: synthetic.extract_boxed(text) == rec['answer'],
       max_new_tokens=max_new_tokens, temperature=0.0,
       num_samples_shown=num_samples_shown)
+
+
+# Multi-stage and distillation SFT ---------------------------------------------
+#
+#   config.init_workdir   a jaxreason workdir (e.g. SFT stage 1) whose latest
+#                         params start the run (not its optimizer or step).
+#   config.data.filter    dict(kind='pass_rate', policy, n, lo, hi, ...):
+#                         keep the train problems the policy solves in a
+#                         share in [lo, hi] of n samples (`filter_train_records`).
+#   config.data.generate  dict(num, task, seed, reflect_prob): with
+#                         source='jsonl' and an empty path, write `num`
+#                         synthetic teacher traces into the workdir first.
+# All optional: without them a run is exactly what it was before.
+
+FILTER_FILE = 'data_filter.json'
+
+
+def with_generated_data(config: ml_collections.ConfigDict,
+                        workdir: str) -> ml_collections.ConfigDict:
+  """`data.generate`: a copy of config reading a JSONL it writes (see above).
+
+  Only for source='jsonl' with an empty `data.path` and a `data.generate`
+  field; any other config is returned as it is. The file is
+  workdir/synthetic_traces.jsonl (rewritten identically on resume; on
+  several hosts the workdir must be a shared local-style path).
+  """
+  data = config.data
+  gen = data.get('generate')
+  if data.get('source') != 'jsonl' or data.get('path') or gen is None:
+    return config
+  if not gen.get('num'):
+    raise ValueError('data.path is empty: set --config.data.path to a JSONL '
+                     'of teacher traces (data.prompt_key / completion_key '
+                     'per line), or data.generate.num > 0 for synthetic ones')
+  config = ml_collections.ConfigDict(config.to_dict())  # Resolved copy.
+  path = os.path.join(workdir, 'synthetic_traces.jsonl')
+  if jax.process_index() == 0:
+    sources.write_synthetic_traces(
+        path, gen['task'], int(gen['num']), seed=int(gen.get('seed', 0)),
+        reflect_prob=float(gen.get('reflect_prob', 0.5)),
+        prompt_key=data.get('prompt_key', 'prompt'),
+        completion_key=data.get('completion_key', 'completion'))
+  if jax.process_count() > 1:  # The others read it (a shared workdir).
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices('synthetic_traces')
+  logging.info('Wrote %d synthetic teacher traces to %s', gen['num'], path)
+  config.data.path = path
+  return config
+
+
+def params_from_workdir(workdir: str, model_cfg) -> Any:
+  """The latest params of a jaxreason run (host copy), checked against model_cfg.
+
+  A partial, params-only restore onto an explicit target
+  (`sampling.policy.restore_params`), so a stage saved on one topology starts
+  the next on another; `train.checkpoint.restore_params` would use the saved
+  shardings and read the optimizer state as well.
+  """
+  from jaxreason.sampling import policy  # pylint: disable=g-import-not-at-top
+  saved = loop.model_config_from(loop.load_run_config(workdir).model,
+                                 model_cfg.vocab_size)
+  shapes = lambda c: jax.tree.map(
+      lambda a: a.shape, jax.eval_shape(lambda k: random_params(c, k),
+                                        jax.random.key(0)))
+  if shapes(saved) != shapes(model_cfg):
+    raise ValueError(f'init_workdir={workdir}: its model {saved} does not '
+                     f'have the parameters of this run\'s model {model_cfg}')
+  params = policy.restore_params(os.path.join(workdir, 'checkpoints'),
+                                 model_cfg)
+  logging.info('Initialised params from %s', workdir)
+  return params
+
+
+def filter_train_records(config: ml_collections.ConfigDict,
+                         records: list[dict], tokenizer,
+                         workdir: str) -> list[dict]:
+  """`config.data.filter`: the train records a difficulty filter keeps.
+
+  kind='pass_rate' (`selection.filter_by_pass_rate`): sample `n` completions
+  per problem from `policy` (a jaxreason workdir or Hugging Face folder;
+  '' means config.init_workdir, the model this run starts from; both empty:
+  a random `config.model`, for :debug only) and keep the problems whose pass
+  rate under `reward` is in [lo, hi]. The kept indices and pass rates go to
+  workdir/data_filter.json, which a resumed run reads back instead of
+  sampling again (its data iterator's checkpoint indexes that list).
+  """
+  f = config.data.get('filter')
+  if not f or not f.get('kind'):
+    return records
+  path = os.path.join(workdir, FILTER_FILE)
+  if os.path.exists(path):
+    with open(path) as fp:
+      saved = json.load(fp)
+    if saved['num_records'] == len(records):
+      logging.info('data.filter: %d of %d records, from %s',
+                   len(saved['kept']), len(records), path)
+      return [records[i] for i in saved['kept']]
+    logging.warning('%s is for %d records, not %d: filtering again', path,
+                    saved['num_records'], len(records))
+  if f['kind'] != 'pass_rate':
+    raise ValueError(f"data.filter.kind={f['kind']!r}: expected 'pass_rate'")
+  source = f.get('policy') or config.get('init_workdir')
+  if source:
+    from jaxreason.sampling import policy  # pylint: disable=g-import-not-at-top
+    model_cfg, params, _ = policy.load_policy(source, tokenizer=tokenizer)
+  else:
+    logging.warning('data.filter: no policy and no init_workdir: filtering '
+                    'with a random model (only sensible for debugging)')
+    model_cfg = loop.model_config_from(config.model, tokenizer.vocab_size)
+    params = random_params(model_cfg, jax.random.key(config.seed))
+  reward_cfg = dict(f.get('reward') or {'kind': 'synthetic'})
+  kept, rates = selection.filter_by_pass_rate(
+      params, model_cfg, tokenizer,
+      [r | {'_index': i} for i, r in enumerate(records)],
+      task_rewards.make_reward_fn(reward_cfg, tokenizer), int(f['n']),
+      float(f['lo']), float(f['hi']),
+      max_new_tokens=int(f['max_new_tokens']),
+      temperature=float(f.get('temperature', 1.0)),
+      top_p=float(f.get('top_p', 1.0)), seed=config.seed,
+      batch_prompts=int(f.get('batch_prompts', 16)),
+      correct_threshold=float(reward_cfg.get('correct_threshold', 1.0)))
+  if not kept:
+    raise ValueError(f"data.filter: no problem has a pass rate in [{f['lo']}, "
+                     f"{f['hi']}] (mean {rates.mean():.3f})")
+  kept_idx = [r['_index'] for r in kept]
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path + '.tmp', 'w') as fp:
+      json.dump({'num_records': len(records), 'policy': source or '',
+                 'kept': kept_idx, 'pass_rates': rates.tolist()}, fp)
+    os.replace(path + '.tmp', path)
+  return [records[i] for i in kept_idx]

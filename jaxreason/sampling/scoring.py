@@ -31,6 +31,12 @@ def token_logprobs(params: Any, config: TransformerConfig, tokens: Array,
   temperature: scalar or [B]; logits are divided by it before log-softmax.
   """
   logits = Transformer(config).apply({'params': params}, tokens)  # [B, T, V]
+  return logprobs_from_logits(logits, tokens, temperature)
+
+
+def logprobs_from_logits(logits: Array, tokens: Array,
+                         temperature: Array | float = 1.0) -> Array:
+  """`token_logprobs` from given logits [B, T, V] (e.g. of a LoRA apply)."""
   temperature = jnp.broadcast_to(
       jnp.asarray(temperature, jnp.float32), (tokens.shape[0],))
   logp = jax.nn.log_softmax(logits[:, :-1] / temperature[:, None, None], -1)
