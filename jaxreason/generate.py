@@ -1,4 +1,4 @@
-r"""Samples completions of the prompts in a JSONL file with the KV-cache sampler.
+r"""Samples completions of JSONL prompts with the KV-cache sampler (a CLI).
 
   python -m jaxreason.generate --checkpoint=/ckpt/Qwen2.5-0.5B-Instruct \
       --prompts=in.jsonl --output=out.jsonl --chat \
@@ -56,6 +56,7 @@ import jax
 from jaxreason.data.tokenizer import Tokenizer
 from jaxreason.sampling.policy import load_policy
 from jaxreason.sampling.sampler import Sampler
+from jaxreason.train.loop import quiet_library_logs
 
 OUTPUT_FIELDS = ('completion', 'completion_ids', 'logprobs', 'finish_reason',
                  'sample_index')
@@ -148,7 +149,7 @@ def _prompt_ids(record: dict[str, Any], tokenizer: Tokenizer, chat: bool,
 
 def read_prompts(path: str, tokenizer: Tokenizer, *, vocab_size: int,
                  chat: bool = False) -> list[Prompt]:
-  """Parses and tokenizes every line; errors name file:line. Blank lines skip."""
+  """Parses and tokenizes each line (blank ones skipped); errors: file:line."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: prompts file not found')
   prompts = []
@@ -256,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   """Parses argv (default sys.argv[1:]) and runs; errors propagate."""
   args = build_parser().parse_args(argv)
   logging.set_verbosity(logging.INFO)
+  quiet_library_logs()  # Orbax's INFO lines.
   run(args)
   return 0
 

@@ -109,7 +109,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -849,8 +848,9 @@ def format_report(results: dict[str, Any]) -> str:
                        f'{w["generated_tokens"]}/{w["expected_tokens"]} | '
                        f'{w["seconds"]:.2f} | {w["tok_s"]:.2f} |')
     lr = ratios.get('long', {})
-    lines.append(f'\nlong: early x tunix {_fmt(lr.get("early_jaxreason_over_tunix"))}'
-                 f', late x tunix {_fmt(lr.get("late_jaxreason_over_tunix"))}'
+    lines.append(f'\nlong: early x tunix '
+                 f'{_fmt(lr.get("early_jaxreason_over_tunix"))}, late x tunix '
+                 f'{_fmt(lr.get("late_jaxreason_over_tunix"))}'
                  f', jaxreason late/early '
                  f'{_fmt(lr.get("jaxreason_late_over_early"))}')
   bw = results.get('bandwidth')
@@ -937,7 +937,7 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
   if 'xla_force_host_platform_device_count' in os.environ.get('XLA_FLAGS', ''):
     logging.warning('XLA_FLAGS fakes several CPU devices; numbers may differ '
                     'from a plain run')
-  for fw in f.frameworks:
+  for fw in list(f.frameworks) + list(f.bf16_frameworks):
     if fw not in FRAMEWORKS:
       raise app.UsageError(f'unknown framework {fw!r}; known: {FRAMEWORKS}')
   config = model_config(f.preset, f.model_set)

@@ -70,6 +70,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.checkpoint_every = 50
   c.log_every = 5
   c.eval_before = True
+  c.export_hf = ''  # If set, the final (LoRA-merged) policy as an HF folder.
 
   variants = arg.split(',') if arg else []
   for v in variants:

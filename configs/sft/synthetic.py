@@ -7,7 +7,9 @@ r"""SFT of a small transformer on the synthetic arithmetic task.
 Variants (after the colon): '' (default: 4-step mod-10 chains with + - *,
 in the bare form "Start at 8. Subtract 5, add 3, ...", a 0.31M-parameter
 model, 800 steps of 32 x 256 packed tokens: about 7 minutes on 2 CPU cores),
-'debug' (seconds).
+'debug' (seconds), 'lora' (rank-8 adapters on every projection; combine as
+'debug,lora'; with --config.init_checkpoint=HF_DIR for a pretrained base and
+--config.export_hf=DIR to write the merged model).
 """
 
 import ml_collections
@@ -46,8 +48,18 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.log_every = 50
   c.eval_max_new_tokens = 80
   c.init_checkpoint = ''  # A Hugging Face folder to start from.
+  c.export_hf = ''  # If set, the final (LoRA-merged) params as an HF folder.
 
-  if arg == 'debug':
+  # LoRA (jaxreason/models/lora.py); rank 0 is off (full fine-tuning).
+  # targets: regexes searched in kernel paths (layers_0/mlp/up_proj/kernel).
+  c.lora = dict(rank=0, alpha=16.0, dropout=0.0,
+                targets=('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj',
+                         'up_proj', 'down_proj'))
+
+  variants = arg.split(',') if arg else []
+  if 'lora' in variants:  # Rank-8 adapters on every projection.
+    c.lora.update(rank=8, alpha=16.0, dropout=0.05)
+  if 'debug' in variants:
     c.data.num_train = 64
     c.data.num_eval = 4
     c.model.update(num_layers=1, embed_dim=32, mlp_dim=64)
@@ -58,6 +70,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
     c.checkpoint_every = 1
     c.log_every = 1
     c.eval_max_new_tokens = 4
-  elif arg:
-    raise ValueError(f'Unknown variant {arg!r}: expected "" or "debug"')
+  unknown = set(variants) - {'debug', 'lora'}
+  if unknown:
+    raise ValueError(f'Unknown variant(s) {sorted(unknown)} in {arg!r}: '
+                     'expected "", "debug", "lora" (comma-separated)')
   return c

@@ -29,7 +29,8 @@ Loss. `losses.dpo.dpo_loss` on completion log-probs at temperature 1:
 summed over completion tokens for sigmoid and nca_pair, averaged for ipo
 (as TRL does). A batch holds `pairs_per_step` pairs, drawn from epochs of a
 seeded permutation: a function of (seed, step), so resuming needs only the
-train state.
+train state and pairs.jsonl (which a rerun in the same workdir always reuses:
+delete it to build pairs again).
 """
 
 from __future__ import annotations
@@ -210,6 +211,8 @@ def sequence_logps(params: Any, model_cfg: TransformerConfig,
                    tokens: jax.Array, mask: jax.Array) -> jax.Array:
   """Summed completion log-probs: tokens [P, 2, W], mask [P, 2, W-1] -> [P, 2]."""
   p, two, w = tokens.shape
+  assert two == 2 and mask.shape == (p, 2, w - 1), (
+      f'tokens {tokens.shape} must be [P, 2, W], mask {mask.shape} [P, 2, W-1]')
   logps = token_logprobs(params, model_cfg, tokens.reshape(p * two, w))
   return (logps * mask.reshape(p * two, w - 1)).sum(-1).reshape(p, two)
 

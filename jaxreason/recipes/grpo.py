@@ -42,6 +42,7 @@ import numpy as np
 from jaxreason.data import sources
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.grpo import group_advantages, grpo_loss
+from jaxreason.models import hf
 from jaxreason.models import lora
 from jaxreason.models.transformer import Transformer, init_params
 from jaxreason.rewards import task_rewards
@@ -86,6 +87,8 @@ class PolicyFns:
 
 
 def policy_fns(model_cfg, lora_cfg: lora.LoraConfig | None) -> PolicyFns:
+  """Full fine-tuning (lora_cfg None) or LoRA: adapted loss with dropout,
+  the base with adapters off as reference, merged weights for sampling."""
   if lora_cfg is None:
     model = Transformer(model_cfg)
     return PolicyFns(
@@ -272,6 +275,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if eval_records:
     result['eval_after'] = evaluate(policy.sampling_params(state.params),
                                     'after GRPO')
+  if config.get('export_hf') and jax.process_index() == 0:  # LoRA merged.
+    hf.save_checkpoint(config.export_hf, model_cfg,
+                       jax.device_get(policy.sampling_params(state.params)))
+    result['export_hf'] = config.export_hf
   if jax.process_index() == 0:
     plots.plot_learning_curves(workdir, keys=('reward', 'accuracy', 'kl',
                                               'completion_length'))

@@ -5,7 +5,13 @@
   result = sft.train(synthetic.get_config('debug'), '/tmp/sft')
 
 Reads top to bottom: mesh -> tokenizer and data -> model and sharded state
-(resumed if the workdir has a checkpoint) -> jitted step -> loop -> eval.
+(resumed if the workdir has a checkpoint) -> jitted step -> loop -> eval ->
+optional Hugging Face export (`config.export_hf`).
+
+LoRA (`config.lora.rank > 0`): params are {'base', 'lora'} (the base from
+`init_checkpoint` / `init_workdir`, or random), only the adapters train, the
+loss runs the adapted model with LoRA dropout, and evaluation and export use
+the merged weights.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from jaxreason.data import synthetic
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.sft import sft_loss
 from jaxreason.models import hf
+from jaxreason.models import lora
 from jaxreason.models.transformer import Transformer
 from jaxreason.models.transformer import init_params as random_params
 from jaxreason.rewards import task_rewards
@@ -35,17 +42,23 @@ from jaxreason.train.state import abstract_train_state
 from jaxreason.train.step import LossFn, batch_sharding, make_train_step
 
 
-def make_loss_fn(model: Transformer) -> LossFn:
+def make_loss_fn(model: Transformer,
+                 lora_cfg: lora.LoraConfig | None = None) -> LossFn:
   """`loss_fn(params, batch, rng, frozen)`: masked next-token loss.
 
   `batch` holds int32 [B, T] 'tokens', 'positions', 'segment_ids' and
-  'loss_mask' (see data/pipeline.py); rng and frozen are unused.
+  'loss_mask' (see data/pipeline.py); frozen is unused, rng drives LoRA
+  dropout. With `lora_cfg`, params are {'base', 'lora'}.
   """
+  adapted = lora_cfg and lora.apply_fn(model.config, lora_cfg)
 
   def loss_fn(params, batch, rng, frozen):
-    del rng, frozen
-    logits = model.apply({'params': params}, batch['tokens'],
-                         batch['positions'], batch['segment_ids'])
+    del frozen
+    args = (batch['tokens'], batch['positions'], batch['segment_ids'])
+    if adapted:
+      logits = adapted(params, *args, rng=rng, deterministic=False)
+    else:
+      logits = model.apply({'params': params}, *args)
     return sft_loss(logits, batch['tokens'], batch['segment_ids'],
                     batch['loss_mask'])
 
@@ -77,11 +90,25 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                model_cfg.num_params() / 1e6)
   tx_factory = lambda mask: optim.make_optimizer(config.optim, mask)[0]
   schedule = optim.make_schedule(config.optim)
+  lora_cfg = lora.config_from(config.get('lora'))
   dummy = jnp.zeros((1, 1), jnp.int32)
   init_params = lambda rng: model.init(rng, dummy)['params']
+  trainable = None
+  if lora_cfg is not None:  # Only the adapters train.
+    init_params = lambda rng: lora.init_params(model_cfg, lora_cfg, rng)
+    trainable = lora.trainable_mask
+    logging.info('LoRA %s on %d layers', lora_cfg,
+                 len(lora.targeted_layers(model_cfg, lora_cfg)))
   rng = jax.random.PRNGKey(config.seed)
   abstract, shardings, init = abstract_train_state(
-      init_params, tx_factory, rng, mesh, rules)
+      init_params, tx_factory, rng, mesh, rules, trainable)
+
+  def with_base(state, params):
+    """The state with these Transformer params (LoRA: as the base)."""
+    if lora_cfg is None:
+      return state.replace(params=jax.device_put(params, shardings.params))
+    base = jax.device_put(params, shardings.params['base'])
+    return state.replace(params=dict(state.params, base=base))
 
   def fresh_state():
     state = jax.jit(init, out_shardings=shardings)(rng)
@@ -89,10 +116,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       _, params = hf.load_checkpoint(config.init_checkpoint,
                                      dtype=model_cfg.dtype,
                                      param_dtype=model_cfg.param_dtype)
-      state = state.replace(params=jax.device_put(params, shardings.params))
+      state = with_base(state, params)
     if config.get('init_workdir'):  # Start from a jaxreason run's params.
       params = params_from_workdir(config.init_workdir, model_cfg)
-      state = state.replace(params=jax.device_put(params, shardings.params))
+      state = with_base(state, params)
     return state
 
   run = loop.RunContext(workdir, config.total_steps,
@@ -101,7 +128,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   state, start = run.restore_or_init(abstract, fresh_state, data_iter)
 
   # Step.
-  train_step = make_train_step(make_loss_fn(model), shardings, mesh,
+  train_step = make_train_step(make_loss_fn(model, lora_cfg), shardings,
+                               mesh,
                                schedule=schedule,
                                rules=rules,
                                grad_accum_steps=config.grad_accum_steps)
@@ -123,16 +151,24 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     logging.info('Learning curves: %s', result_plot)
   result = {'final_metrics': {k: float(v) for k, v in
                               jax.device_get(metrics).items()}}
+  params = state.params  # Plain Transformer params for sampling and export.
+  if lora_cfg is not None:
+    params = jax.jit(lora.merge, static_argnums=1)(state.params, lora_cfg)
 
   # Evaluation: greedy accuracy on held-out problems with known answers.
   if eval_records and config.get('eval_max_new_tokens'):
-    result['eval'] = evaluate(state.params, model_cfg, tokenizer, eval_records,
+    result['eval'] = evaluate(params, model_cfg, tokenizer, eval_records,
                               max_new_tokens=config.eval_max_new_tokens)
     logging.info('Held-out greedy accuracy: %.3f (%d problems)',
                  result['eval']['accuracy'], result['eval']['num_problems'])
     with open(os.path.join(workdir, 'eval_samples.txt'), 'w') as f:
       for s in result['eval']['samples']:
         f.write(s['prompt'] + s['completion'] + f"\n[gold {s['answer']}]\n\n")
+
+  # Export (LoRA merged into the base) as a Hugging Face folder.
+  if config.get('export_hf') and jax.process_index() == 0:
+    hf.save_checkpoint(config.export_hf, model_cfg, jax.device_get(params))
+    result['export_hf'] = config.export_hf
   return result
 
 
@@ -203,16 +239,17 @@ def params_from_workdir(workdir: str, model_cfg) -> Any:
   shardings and read the optimizer state as well.
   """
   from jaxreason.sampling import policy  # pylint: disable=g-import-not-at-top
-  saved = loop.model_config_from(loop.load_run_config(workdir).model,
-                                 model_cfg.vocab_size)
+  run_config = loop.load_run_config(workdir)
+  saved = loop.model_config_from(run_config.model, model_cfg.vocab_size)
   shapes = lambda c: jax.tree.map(
       lambda a: a.shape, jax.eval_shape(lambda k: random_params(c, k),
                                         jax.random.key(0)))
   if shapes(saved) != shapes(model_cfg):
     raise ValueError(f'init_workdir={workdir}: its model {saved} does not '
                      f'have the parameters of this run\'s model {model_cfg}')
-  params = policy.restore_params(os.path.join(workdir, 'checkpoints'),
-                                 model_cfg)
+  params = policy.restore_params(  # A LoRA run's adapters are merged.
+      os.path.join(workdir, 'checkpoints'), model_cfg,
+      lora_cfg=lora.config_from(run_config.get('lora')))
   logging.info('Initialised params from %s', workdir)
   return params
 

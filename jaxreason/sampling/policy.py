@@ -16,7 +16,8 @@ The folder is either
   the tokenizer from tokenizer/ or else `config.tokenizer`, and only the
   parameters of the train state are read (no optimizer state), onto the
   local devices whatever mesh the run was saved from. `workdir/checkpoints`
-  is accepted too.
+  is accepted too. A LoRA run's (`config.lora.rank > 0`) adapters are
+  merged into its base.
 
 The notebooks, the generate CLI (`python -m jaxreason.generate`) and the RL /
 search recipes load policies through here.
@@ -34,6 +35,7 @@ import orbax.checkpoint as ocp
 
 from jaxreason.data.tokenizer import Tokenizer, load_tokenizer
 from jaxreason.models import hf
+from jaxreason.models import lora
 from jaxreason.models.transformer import TransformerConfig, abstract_params
 from jaxreason.train import loop
 
@@ -113,7 +115,8 @@ def _load_workdir(path: str, dtype: str | None,
     tokenizer = (load_tokenizer(saved) if os.path.isdir(saved) else
                  loop.tokenizer_from_config(run_config.tokenizer))
   config = loop.model_config_from(run_config.model, tokenizer.vocab_size)
-  params = restore_params(os.path.join(path, CHECKPOINTS_DIR), config, step)
+  params = restore_params(os.path.join(path, CHECKPOINTS_DIR), config, step,
+                          lora_cfg=lora.config_from(run_config.get('lora')))
   if dtype:
     config = config.replace(dtype=dtype, param_dtype=dtype)
     params = jax.tree.map(lambda x: x.astype(config.jnp_param_dtype), params)
@@ -121,14 +124,16 @@ def _load_workdir(path: str, dtype: str | None,
 
 
 def restore_params(directory: str, config: TransformerConfig,
-                   step: int | None = None) -> Params:
+                   step: int | None = None, *,
+                   lora_cfg: lora.LoraConfig | None = None) -> Params:
   """The params of a saved train state, on the default device.
 
   A partial restore (the optimizer state is not read) onto an explicit
   target, so it works on any topology: `train.checkpoint.restore_params`
   without a target uses the saved shardings, which fail on a different
   device count. `config` is the run's model config (its param_dtype is
-  the saved one).
+  the saved one). With `lora_cfg` the saved params are LoRA's
+  {'base', 'lora'}, and the merged Transformer params are returned.
   """
   directory = os.path.abspath(directory)
   manager = ocp.CheckpointManager(directory)
@@ -137,7 +142,8 @@ def restore_params(directory: str, config: TransformerConfig,
     if step is None:
       raise FileNotFoundError(f'{directory}: no checkpoint steps in it')
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shapes = nn.unbox(abstract_params(config))
+    shapes = nn.unbox(abstract_params(config) if lora_cfg is None else
+                      lora.abstract_params(config, lora_cfg))
     target = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
         shapes)
@@ -150,5 +156,7 @@ def restore_params(directory: str, config: TransformerConfig,
   finally:
     manager.close()
   params = restored['state']['params']
+  if lora_cfg is not None:
+    params = jax.jit(lora.merge, static_argnums=1)(params, lora_cfg)
   logging.info('Restored params of step %d from %s', step, directory)
   return params

@@ -35,10 +35,11 @@ and passes it with a static `layer`. The GPU kernel reads that layer in place:
 its BlockSpec index map adds the layer offset, so no [B, S, K, D] slice (a copy
 of the layer's whole cache, every step) is made. The TPU kernel still takes
 the slice: it views a layer as lane-dense [B, S, K*D], and on TPU merging
-(K, D) into one minor dim is a relayout (a copy) whether or not the layer is
-sliced first, because the (8, 128)-tiled layout of [.., K, D] pads K. Reading
-in place there needs the cache stored as [L, B, S, K*D], a layout change of
-`jaxreason.sampling.cache` left for when the TPU path is tuned.
+(K, D) into one minor dim is in general a relayout (a copy) whether or not
+the layer is sliced first, since the (8, 128)-tiled layout of [..., K, D]
+pads K. Reading in place there needs the cache stored as [L, B, S, K*D] (a
+layout change of `jaxreason.sampling.cache`), left for when the TPU path is
+tuned on a TPU.
 
 The contract, and what the tests compare against, is
 `jaxreason.sampling.attention.decode_attention_reference` (re-exported here).
