@@ -51,8 +51,10 @@ are timed with `block_until_ready` (jaxreason, tunix) or around the call
   are recorded to show nothing was traced during the timed run.
 * transformers: `AutoModelForCausalLM.from_pretrained` (torch, all cores),
   `generate(do_sample=True, temperature, top_p, top_k=0, eos_token_id=None)`
-  under `inference_mode`; prefill seconds = a `generate` of 1 new token,
-  decode seconds = the N-token `generate` minus that. It runs in a subprocess.
+  under `inference_mode`; prefill seconds = the faster of two `generate`s of 1
+  new token, decode seconds = the N-token `generate` minus that (an estimate:
+  decode tok/s is left out if noise makes it non-positive). It runs in a
+  subprocess.
 * tunix: `tunix.models.qwen2` built from its `ModelConfig` and loaded from the
   safetensors folder (`params.create_model_from_safe_tensors`), sampled with
   `tunix.generate.sampler.Sampler(model, tokenizer, CacheConfig(cache_size,
@@ -293,7 +295,9 @@ def _summary(runs: list[dict[str, Any]], expected: int) -> dict[str, Any]:
   out = dict(best)
   out['expected_tokens'] = expected
   out['tok_s'] = best['generated_tokens'] / best['total_s']
-  out['decode_tok_s'] = best['generated_tokens'] / best['decode_s']
+  # None if noise made an estimated decode time (transformers) non-positive.
+  out['decode_tok_s'] = (best['generated_tokens'] / best['decode_s']
+                         if best['decode_s'] > 0 else None)
   if len(runs) > 1:
     out['runs'] = runs
   return out
@@ -454,6 +458,9 @@ def run_worker(framework: str, spec: dict[str, Any], workdir: str,
     rc = proc.returncode
   except subprocess.TimeoutExpired:
     rc = 'timeout'
+  except OSError as e:  # No such interpreter, not executable.
+    return {'error': f'{framework} worker could not start: {e}',
+            'python': python}
   wall = time.perf_counter() - t0
   if rc == 0 and os.path.exists(out_file):
     with open(out_file) as fp:
@@ -508,7 +515,7 @@ def transformers_worker(spec: dict[str, Any]) -> dict[str, Any]:
   generate(2)  # Warm-up (allocations, lazy initialization).
   runs = []
   for _ in range(spec['repeats']):
-    _, prefill_s = generate(1)
+    prefill_s = min(generate(1)[1] for _ in range(2))
     out, total_s = generate(n)
     runs.append(dict(prefill_s=prefill_s, decode_s=total_s - prefill_s,
                      generated_tokens=int(b * (out.shape[1] - p))))
@@ -821,7 +828,7 @@ def format_report(results: dict[str, Any]) -> str:
             f'| {case} | {fw} | {r["generated_tokens"]}/'
             f'{r["expected_tokens"]} | {r["prefill_s"]:.2f} | '
             f'{r["decode_s"]:.2f} | {r["tok_s"]:.2f} | '
-            f'{r["decode_tok_s"]:.2f} | {xt} | {xh} |')
+            f'{_fmt(r["decode_tok_s"])} | {xt} | {xh} |')
   if 'shared_prefix' in cases:
     lines += ['', '| shared_prefix | tokens | prefill s | decode s | total s '
               '| tok/s | total s / shared |', '|---|---|---|---|---|---|---|']
@@ -1006,8 +1013,8 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
         print(f'# {name} {fw}: ERROR {r["error"]}', flush=True)
       elif 'tok_s' in r:
         print(f'# {name} {fw}: {r["tok_s"]:.2f} tok/s, decode '
-              f'{r["decode_tok_s"]:.2f} tok/s ({r["generated_tokens"]} tokens)',
-              flush=True)
+              f'{_fmt(r["decode_tok_s"])} tok/s ({r["generated_tokens"]} '
+              'tokens)', flush=True)
       else:
         print(f'# {name} {fw}: ' + ', '.join(
             f'{w} {r[w]["tok_s"]:.2f} tok/s' for w in ('early', 'middle',

@@ -98,7 +98,7 @@ def config_from(cfg: Mapping[str, Any] | None) -> LoraConfig | None:
   return LoraConfig(**cfg)
 
 
-# Which layers -------------------------------------------------------------------
+# Which layers -----------------------------------------------------------------
 
 
 def _dense_call(context) -> bool:
@@ -157,7 +157,7 @@ def targeted_layers(model_cfg: TransformerConfig,
   return dict(sorted(out.items()))
 
 
-# Parameters ---------------------------------------------------------------------
+# Parameters -------------------------------------------------------------------
 
 
 def _get(tree: Any, path: Path) -> Any:
@@ -242,7 +242,7 @@ def abstract_params(model_cfg: TransformerConfig,
 
 
 def trainable_mask(params: Params) -> Params:
-  """Bools like params: adapters True, base False (`trainable=` of the state)."""
+  """Bools like params: adapters True, base False (a state's `trainable`)."""
   return {'base': jax.tree.map(lambda _: False, params['base']),
           'lora': jax.tree.map(lambda _: True, params['lora'])}
 
@@ -266,7 +266,7 @@ def merge(params: Params, lora_cfg: LoraConfig) -> Params:
   return merged
 
 
-# The adapted forward pass ---------------------------------------------------------
+# The adapted forward pass -----------------------------------------------------
 
 
 def apply_fn(model_cfg: TransformerConfig, lora_cfg: LoraConfig
@@ -323,7 +323,7 @@ def apply_fn(model_cfg: TransformerConfig, lora_cfg: LoraConfig
   return apply
 
 
-# Export -------------------------------------------------------------------------
+# Export -----------------------------------------------------------------------
 
 
 def export_merged(path: str, model_cfg: TransformerConfig, params: Params,

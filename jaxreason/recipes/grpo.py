@@ -20,8 +20,9 @@ pass is spent on them; with mu = 1 the ratio is exactly 1.
 LoRA (`config.lora.rank > 0`, variant 'lora'): the state's params are
 {'base', 'lora'} with only the adapters trained; rollouts and evaluation
 sample from the merged weights, the loss runs the adapted model (with LoRA
-dropout), and the reference policy is the base itself with adapters off, so
-no second copy of the weights is kept. See `policy_fns`.
+dropout, which also perturbs the mu > 1 importance ratio: the 'lora' variant
+keeps it 0), and the reference policy is the base itself with adapters off,
+so no second copy of the weights is kept. See `policy_fns`.
 """
 
 from __future__ import annotations

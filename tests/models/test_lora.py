@@ -1,5 +1,7 @@
 """LoRA: adapters vs merged weights vs NumPy vs transformers; masks; dropout."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,14 +15,38 @@ from jaxreason.train import optim
 from jaxreason.train.state import create_train_state
 from jaxreason.train.step import make_train_step
 
-CFG = TransformerConfig.from_preset('tiny')  # qwen2, untied, q/k/v bias.
+# qwen2, untied, q/k/v bias; one layer (compiles fast), two where it matters.
+CFG = TransformerConfig.from_preset('tiny', num_layers=1)
+CFG2 = TransformerConfig.from_preset('tiny')
 LCFG = lora.LoraConfig(rank=4, alpha=8.0)
 TOKENS = np.random.default_rng(0).integers(0, CFG.vocab_size, (2, 12))
 
 
+# Jitted and cached: compiling once per shape keeps this file fast on a
+# busy CPU (eager flax compiles every op separately).
+
+
+@functools.lru_cache
+def _init(lora_cfg, cfg):
+  return jax.jit(lambda rng: lora.init_params(cfg, lora_cfg, rng))
+
+
+@functools.lru_cache
+def _apply(lora_cfg=LCFG, cfg=CFG):
+  return jax.jit(lora.apply_fn(cfg, lora_cfg),
+                 static_argnames=('deterministic', 'adapters'))
+
+
+_merge = jax.jit(lora.merge, static_argnums=1)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _base_logits(base, tokens=TOKENS, cfg=CFG):
+  return Transformer(cfg).apply({'params': base}, tokens)
+
+
 def _params(lora_cfg=LCFG, cfg=CFG, seed=0):
-  init = jax.jit(lambda rng: lora.init_params(cfg, lora_cfg, rng))
-  return nn.unbox(init(jax.random.key(seed)))
+  return nn.unbox(_init(lora_cfg, cfg)(jax.random.key(seed)))
 
 
 def _randomize_adapters(params, seed=1, std=0.2):
@@ -30,17 +56,6 @@ def _randomize_adapters(params, seed=1, std=0.2):
   leaves = [std * jax.random.normal(k, x.shape, x.dtype)
             for k, x in zip(keys, leaves)]
   return {'base': params['base'], 'lora': jax.tree.unflatten(treedef, leaves)}
-
-
-@jax.jit
-def _base_logits(base, tokens=TOKENS):
-  return Transformer(CFG).apply({'params': base}, tokens)
-
-
-def _apply(lora_cfg=LCFG, cfg=CFG):
-  """The jitted LoRA apply (eager flax is slow to dispatch on a busy CPU)."""
-  return jax.jit(lora.apply_fn(cfg, lora_cfg),
-                 static_argnames=('deterministic', 'adapters'))
 
 
 def test_fresh_adapters_give_the_base_model_exactly():
@@ -54,17 +69,16 @@ def test_fresh_adapters_give_the_base_model_exactly():
 
 def test_merge_is_w_plus_scaled_ab_numpy():
   params = _randomize_adapters(_params())
-  merged = lora.merge(params, LCFG)
-  base = params['base']['layers_1']['self_attn']
-  for name, n_in in (('q_proj', 1), ('o_proj', 2)):
+  merged = _merge(params, LCFG)
+  base = params['base']['layers_0']['self_attn']
+  for name in ('q_proj', 'o_proj'):  # o_proj's A contracts two axes.
     w = np.asarray(base[name]['kernel'])
-    ad = params['lora']['layers_1']['self_attn'][name]
-    a, b = np.asarray(ad['a']), np.asarray(ad['b'])
-    a2 = a.reshape(-1, LCFG.rank)  # [in, r]
-    b2 = b.reshape(LCFG.rank, -1)  # [r, out]
+    ad = params['lora']['layers_0']['self_attn'][name]
+    a2 = np.asarray(ad['a']).reshape(-1, LCFG.rank)  # [in, r]
+    b2 = np.asarray(ad['b']).reshape(LCFG.rank, -1)  # [r, out]
     expected = w + LCFG.alpha / LCFG.rank * (a2 @ b2).reshape(w.shape)
     np.testing.assert_allclose(
-        merged['layers_1']['self_attn'][name]['kernel'], expected, atol=1e-6)
+        merged['layers_0']['self_attn'][name]['kernel'], expected, atol=1e-6)
   # Untargeted leaves are the base's.
   np.testing.assert_array_equal(merged['layers_0']['self_attn']['q_proj'][
       'bias'], params['base']['layers_0']['self_attn']['q_proj']['bias'])
@@ -72,64 +86,58 @@ def test_merge_is_w_plus_scaled_ab_numpy():
                                 params['base']['lm_head']['kernel'])
 
 
-@pytest.mark.parametrize('remat', ['none', 'full'])
-def test_adapters_equal_merged_weights(remat):
-  cfg = CFG.replace(remat=remat)
-  params = _randomize_adapters(_params(cfg=cfg))
-  out = _apply(cfg=cfg)(params, TOKENS)
-  merged = jax.jit(Transformer(cfg).apply)(
-      {'params': lora.merge(params, LCFG)}, TOKENS)
-  assert np.abs(np.asarray(out) - _base_logits(params['base'])).max() > 1e-2
-  np.testing.assert_allclose(out, merged, atol=1e-5, rtol=0)
-
-
-def test_adapter_gradients_match_merged_under_remat():
-  """Adapters are closed over by the interceptor; remat must not lose them."""
+def test_adapters_equal_merged_weights_and_off_is_base():
   params = _randomize_adapters(_params())
+  apply = _apply()
+  out = apply(params, TOKENS)
+  base = _base_logits(params['base'])
+  assert np.abs(np.asarray(out) - base).max() > 1e-2
+  np.testing.assert_allclose(out, _base_logits(_merge(params, LCFG)),
+                             atol=1e-5, rtol=0)
+  # adapters=False is the base model, from the same arrays.
+  np.testing.assert_array_equal(apply(params, TOKENS, adapters=False), base)
 
-  def loss(lora_params, cfg):
-    apply = lora.apply_fn(cfg, LCFG)
+
+def test_adapter_gradients_under_remat_match_merged():
+  """The interceptor closes over the adapters; remat must keep their grads."""
+  params = _randomize_adapters(_params())
+  remat_cfg = CFG.replace(remat='full')
+  apply = lora.apply_fn(remat_cfg, LCFG)
+
+  def loss(lora_params):
     logits = apply({'base': params['base'], 'lora': lora_params}, TOKENS)
     return jnp.mean(jax.nn.logsumexp(logits, -1))
 
   def merged_loss(lora_params):
     p = lora.merge({'base': params['base'], 'lora': lora_params}, LCFG)
-    return jnp.mean(jax.nn.logsumexp(Transformer(CFG).apply({'params': p},
-                                                            TOKENS), -1))
+    logits = Transformer(CFG).apply({'params': p}, TOKENS)
+    return jnp.mean(jax.nn.logsumexp(logits, -1))
 
-  grad = jax.jit(jax.grad(loss), static_argnums=1)
-  g_plain = grad(params['lora'], CFG)
-  g_remat = grad(params['lora'], CFG.replace(remat='full'))
+  g = jax.jit(jax.grad(loss))(params['lora'])
   g_merged = jax.jit(jax.grad(merged_loss))(params['lora'])
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6),
-               g_plain, g_remat)
+  assert all(np.abs(x).max() > 0 for x in jax.tree.leaves(g))
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-5),
-               g_plain, g_merged)
-
-
-def test_adapters_off_is_the_base_model():
-  params = _randomize_adapters(_params())
-  apply = _apply()
-  off = apply(params, TOKENS, adapters=False)
-  np.testing.assert_array_equal(off, _base_logits(params['base']))
-  assert np.abs(np.asarray(apply(params, TOKENS)) - off).max() > 1e-2
+               g, g_merged)
 
 
 def test_targets_select_kernels_by_pattern():
   lc = lora.LoraConfig(rank=2, targets=('q_proj', 'v_proj'))
-  params = _params(lc)
-  paths = sorted('/'.join(p) for p in lora.flat_adapters(params['lora']))
+  paths = ['/'.join(p) for p in lora.targeted_layers(CFG2, lc)]
   assert paths == [f'layers_{i}/self_attn/{n}'
                    for i in range(2) for n in ('q_proj', 'v_proj')]
+  params = _params(lc)
   q = params['lora']['layers_0']['self_attn']['q_proj']
   d, h, k, hd = CFG.embed_dim, CFG.num_heads, CFG.num_kv_heads, CFG.head_size
   assert q['a'].shape == (d, 2) and q['b'].shape == (2, h, hd)
   assert params['lora']['layers_0']['self_attn']['v_proj']['b'].shape == (
       2, k, hd)
-  # Regexes over the full kernel path; o_proj contracts two axes.
+  assert sorted(params['lora']['layers_0']) == ['self_attn']
+  assert sorted(params['lora']['layers_0']['self_attn']) == ['q_proj',
+                                                             'v_proj']
+  # Regexes over the full kernel path.
   lc = lora.LoraConfig(rank=3, targets=(r'layers_1/.*o_proj', 'lm_head',
                                         r'mlp/down'))
-  params = _params(lc)
+  params = _params(lc, CFG2)
   paths = sorted('/'.join(p) for p in lora.flat_adapters(params['lora']))
   assert paths == ['layers_0/mlp/down_proj', 'layers_1/mlp/down_proj',
                    'layers_1/self_attn/o_proj', 'lm_head']
@@ -138,9 +146,8 @@ def test_targets_select_kernels_by_pattern():
   assert params['lora']['lm_head']['b'].shape == (3, CFG.vocab_size)
   params = _randomize_adapters(params)
   np.testing.assert_allclose(
-      _apply(lc)(params, TOKENS),
-      _base_logits(lora.merge(params, lc)),
-      atol=1e-5, rtol=0)
+      _apply(lc, CFG2)(params, TOKENS),
+      _base_logits(_merge(params, lc), TOKENS, CFG2), atol=1e-5, rtol=0)
   for bad in ('qproj', 'embed_tokens'):
     with pytest.raises(ValueError, match='matches no dense kernel'):
       lora.targeted_layers(CFG, lora.LoraConfig(rank=2, targets=(bad,)))
@@ -160,7 +167,7 @@ def test_logical_axes_of_adapters():
 
 def test_dropout_only_in_training_mode():
   lc = lora.LoraConfig(rank=4, alpha=8.0, dropout=0.5)
-  params = _randomize_adapters(_params(lc))
+  params = _randomize_adapters(_params())  # Init does not depend on dropout.
   apply = _apply(lc)
   no_dropout = _apply()(params, TOKENS)
   rng = jax.random.key(3)
@@ -172,7 +179,7 @@ def test_dropout_only_in_training_mode():
   np.testing.assert_array_equal(
       train1, apply(params, TOKENS, rng=rng, deterministic=False))
   # Dropout acts on the adapter input only: with B = 0 nothing changes.
-  fresh = _params(lc)
+  fresh = _params()
   np.testing.assert_array_equal(
       apply(fresh, TOKENS, rng=rng, deterministic=False),
       _base_logits(fresh['base']))
