@@ -4,8 +4,12 @@
 `sample_tokens` the decode loop calls, are compared with the distribution
 that transformers' Temperature / TopK / TopP / MinP warpers (applied in
 `generate`'s order) define: a chi-square test, and no draw outside the kept
-set.
+set. The kept set itself (found by bisection, without a sort) is compared
+exactly with a sort-based NumPy version of those warpers on random logits,
+with and without ties.
 """
+
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -115,6 +119,81 @@ def test_greedy_rows_and_determinism():
   other, _ = _draw(logits, row_keys(jax.random.key(8), jnp.arange(8)),
                    params)
   assert (np.asarray(other) != np.asarray(tokens))[~greedy].any()
+
+
+def _np_keep(x, top_k, top_p, min_p) -> np.ndarray:
+  """HF's TopK, TopP, MinP warpers on float32 scaled logits x [V], by sorting.
+
+  Tokens tied with the k-th largest / with the token crossing top_p are kept.
+  """
+  keep = np.ones(x.shape, bool)
+  if top_k:
+    keep &= x >= np.sort(x)[::-1][min(top_k, x.size) - 1]
+  if top_p < 1:
+    xs = np.where(keep, x, -np.inf).astype(np.float64)
+    p = np.exp(xs - xs.max())
+    p /= p.sum()
+    order = np.argsort(-xs, kind='stable')
+    # HF removes the ascending-order prefix with cumulative mass <= 1 - top_p:
+    # it keeps token i of the descending order iff the mass before it is
+    # < top_p (and at least one token).
+    before = np.cumsum(p[order]) - p[order]
+    count = max(int(np.sum(before < top_p)), 1)
+    keep &= x >= xs[order][count - 1]
+  if min_p:
+    xs = np.where(keep, x, -np.inf).astype(np.float64)
+    p = np.exp(xs - xs.max())
+    keep &= p >= min_p * p.max()
+  return keep
+
+
+@pytest.mark.parametrize('ties', [False, True])
+def test_kept_set_matches_sorting_reference(ties):
+  settings = list(itertools.product([0.7, 1.0, 1.5], [0.0001, 0.5, 0.999, 1.0],
+                                    [0, 1, 5], [0.0, 0.05]))
+  rows, v = len(settings), 1000
+  rng = np.random.default_rng(5 + ties)
+  logits = rng.normal(0, 2, (rows, v)).astype(np.float32)
+  if ties:  # Few distinct values: large groups of equal logits.
+    logits = np.round(logits * 2) / 2
+  temperature, top_p, top_k, min_p = (np.asarray(x) for x in zip(*settings))
+  params = SamplingParams.make(rows, temperature=temperature, top_p=top_p,
+                               top_k=top_k, min_p=min_p)
+  kept = np.isfinite(np.asarray(
+      jax.jit(filtered_log_probs)(jnp.asarray(logits), params)))
+  scaled = logits / temperature[:, None].astype(np.float32)
+  for i, setting in enumerate(settings):
+    _, p, k, m = setting
+    expected = _np_keep(scaled[i], k, p, m)
+    np.testing.assert_array_equal(kept[i], expected, err_msg=str(setting))
+  # And the sampler draws only from the kept set.
+  for seed in range(3):
+    keys = row_keys(jax.random.key(seed), jnp.full((rows,), seed))
+    tokens, _ = _draw(jnp.asarray(logits), keys, params)
+    assert kept[np.arange(rows), np.asarray(tokens)].all()
+
+
+def test_greedy_takes_the_first_maximum():
+  logits = jnp.asarray([[0.0, 2.0, 1.0, 2.0], [3.0, 3.0, -1.0, 3.0]])
+  params = SamplingParams.greedy(2)
+  tokens, _ = _draw(logits, row_keys(jax.random.key(0), jnp.zeros(2, int)),
+                    params)
+  np.testing.assert_array_equal(np.asarray(tokens), [1, 0])
+
+
+def test_draws_at_large_vocabulary():
+  # Several blocks of the inverse-CDF search; top_k keeps 5 spread tokens.
+  v, rows = 5000, 4000
+  logits = np.full(v, -3.0, np.float32)
+  top = np.array([7, 1100, 2047, 2048, 4999])
+  logits[top] = np.log([0.1, 0.2, 0.3, 0.15, 0.25])
+  params = SamplingParams.make(rows, top_k=5)
+  keys = row_keys(jax.random.key(9), jnp.arange(rows))
+  tokens, _ = _draw(jnp.broadcast_to(logits, (rows, v)), keys, params)
+  counts = np.bincount(np.asarray(tokens), minlength=v)
+  assert counts.sum() == counts[top].sum()
+  chi2 = stats.chisquare(counts[top], np.array([.1, .2, .3, .15, .25]) * rows)
+  assert chi2.pvalue > 1e-3, (chi2, counts[top])
 
 
 def test_invalid_parameters_are_rejected():
