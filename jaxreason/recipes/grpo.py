@@ -152,6 +152,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   # Policy (an SFT workdir or a Hugging Face folder) and data.
   model_cfg, params, tokenizer = load_policy_or_init(config)
+  # The run's config with the policy's actual shape, so that `load_policy`
+  # (and the generate CLI) can open this workdir like an SFT one.
+  run_config = ml_collections.ConfigDict(config.to_dict())
+  run_config.model = dataclasses.asdict(model_cfg)
+  loop.save_run_config(workdir, run_config, tokenizer)
   model = Transformer(model_cfg)
   lora_cfg = lora.config_from(config.get('lora'))
   policy = policy_fns(model_cfg, lora_cfg)

@@ -67,3 +67,20 @@ def test_group_size_must_divide_accumulation():
     grpo.check_config(_config(grad_accum_steps=3))
   with pytest.raises(ValueError, match='group_size=1'):
     grpo.check_config(_config(group_size=1))
+
+
+def test_grpo_workdir_loads_as_a_policy(tmp_path):
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxreason.recipes import grpo  # pylint: disable=g-import-not-at-top
+  from jaxreason.sampling.policy import load_policy  # pylint: disable=g-import-not-at-top
+  from jaxreason.train import checkpoint  # pylint: disable=g-import-not-at-top
+  c = _config()
+  c.total_steps = 1
+  grpo.train(c, str(tmp_path))
+  cfg, params, tok = load_policy(str(tmp_path))
+  assert cfg.embed_dim == c.model.embed_dim and tok.vocab_size == cfg.vocab_size
+  saved = checkpoint.Checkpointer(str(tmp_path / 'checkpoints'))
+  assert saved.latest_step() == 1
+  expected = checkpoint.restore_params(str(tmp_path / 'checkpoints'))
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+      np.asarray(a), np.asarray(b)), params, expected)
