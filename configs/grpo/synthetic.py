@@ -39,7 +39,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
       num_train=50_000, num_eval=256, seed=0)
   c.reward = dict(kind='synthetic', accuracy=1.0, step=0.0, format=0.0)
 
-  c.prompts_per_step = 16
+  c.prompts_per_step = 32
   c.group_size = 8
   c.max_new_tokens = 64
   c.temperature = 1.0
@@ -64,7 +64,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
                          'up_proj', 'down_proj'))
 
   c.total_steps = ml_collections.FieldReference(100)
-  c.optim = dict(name='adamw', lr=2e-4, schedule='constant', warmup_steps=5,
+  c.optim = dict(name='adamw', lr=3e-5, schedule='constant', warmup_steps=5,
                  b1=0.9, b2=0.99, weight_decay=0.0, clip_norm=1.0)
   c.optim.total_steps = c.get_ref('total_steps')
   c.checkpoint_every = 50
