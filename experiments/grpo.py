@@ -8,31 +8,14 @@ Running again with the same --workdir resumes. Multi-host: add --multihost.
 
 import json
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
-
+import launch
 from jaxreason.recipes import grpo
-from jaxreason.sharding.mesh import maybe_initialize_distributed
-from jaxreason.train.loop import quiet_library_logs
-
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Checkpoints and logs.')
-_MULTIHOST = flags.DEFINE_bool('multihost', False,
-                               'Call jax.distributed.initialize() first.')
-flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def main(argv):
-  del argv
-  maybe_initialize_distributed(_MULTIHOST.value)
-  quiet_library_logs()
-  result = grpo.train(_CONFIG.value, _WORKDIR.value)
-  summary = {k: result[k]['accuracy'] for k in ('eval_before', 'eval_after')
-             if k in result}
-  print(json.dumps({'held_out_greedy_pass@1': summary,
+def report(result):
+  print(json.dumps({'held_out_greedy_pass@1': launch.eval_summary(result),
                     'final_metrics': result['final_metrics']}, indent=1))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  launch.run(grpo.train, report)

@@ -9,29 +9,14 @@ Multi-host (TPU pod slice): add --multihost on every host.
 
 import json
 
-from absl import app
-from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
+import launch
 from jaxreason.recipes import sft
-from jaxreason.sharding.mesh import maybe_initialize_distributed
-from jaxreason.train.loop import quiet_library_logs
-
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Checkpoints and logs.')
-_MULTIHOST = flags.DEFINE_bool('multihost', False,
-                               'Call jax.distributed.initialize() first.')
-flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def main(argv):
-  del argv
-  maybe_initialize_distributed(_MULTIHOST.value)
-  quiet_library_logs()
-  result = sft.train(_CONFIG.value, _WORKDIR.value)
-  logging.info('Result: %s', json.dumps(
-      {k: v for k, v in result.items()}, indent=1, default=str))
+def report(result):
+  logging.info('Result: %s', json.dumps(result, indent=1, default=str))
   if 'eval' in result:
     for s in result['eval']['samples']:
       print(s['prompt'] + s['completion'] + f"   [gold {s['answer']}]\n")
@@ -40,4 +25,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  launch.run(sft.train, report)

@@ -18,25 +18,14 @@ policy, seconds); comma-separated.
 
 import ml_collections
 
+from jaxreason import config_defaults
+
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.mesh = (('data', 1), ('fsdp', -1), ('tensor', 1))
-  c.sharding_rules = ()
+  c = config_defaults.base()
+  config_defaults.policy_source(c)  # SFT workdir / HF folder, or random.
 
-  c.policy = ''  # SFT workdir or HF folder.
-  # Used only when policy is empty.
-  c.tokenizer = dict(kind='char')
-  c.model = dict(vocab_size=0, num_layers=1, embed_dim=32, mlp_dim=64,
-                 num_heads=4, num_kv_heads=2, qkv_bias=True,
-                 tie_embeddings=True)
-
-  c.data = dict(
-      source='synthetic',
-      task=dict(num_steps=4, min_operand=1, max_operand=9, modulus=10,
-                ops=('+', '-', '*'), word_problem=False),
-      num_train=2048, num_eval=256, seed=0)
+  c.data = config_defaults.synthetic_data(num_train=2048)
   # correct_threshold (default 1.0): reward >= it counts as correct.
   c.reward = dict(kind='synthetic', accuracy=1.0)
 

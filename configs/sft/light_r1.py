@@ -27,6 +27,8 @@ the filter samples a random model) so that it runs from a clean checkout.
 
 import ml_collections
 
+from jaxreason import config_defaults
+
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
   variants = arg.split(',') if arg else []
@@ -39,41 +41,17 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
                        'debug (comma-separated)')
   debug = 'debug' in variants
 
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.mesh = (('data', 1), ('fsdp', -1), ('tensor', 1))
-  c.sharding_rules = ()
-
+  c = config_defaults.base()
   c.tokenizer = dict(kind='char')
-  c.data = dict(
-      source='synthetic',
-      task=dict(num_steps=4, min_operand=1, max_operand=9, modulus=10,
-                ops=('+', '-', '*'), word_problem=False),
-      num_train=50_000, num_eval=256, seed=0,
+  c.data = config_defaults.synthetic_data(
+      num_train=50_000,
       # Difficulty filter (off unless kind='pass_rate'): keep the problems
       # whose pass rate under `policy` over n samples is in [lo, hi].
       filter=dict(kind='', policy='', n=8, lo=0.0, hi=0.75,
                   max_new_tokens=64, temperature=1.0, batch_prompts=64,
                   reward=dict(kind='synthetic', accuracy=1.0)))
-
-  c.model = dict(vocab_size=0, num_layers=3, embed_dim=96, mlp_dim=256,
-                 num_heads=4, num_kv_heads=2, qkv_bias=True,
-                 tie_embeddings=True, rope_theta=10000.0,
-                 max_position_embeddings=512)
-  c.seq_len = 256
-  c.batch_size = 32
-  c.pack = True
-  c.grad_accum_steps = 1
-
-  c.total_steps = ml_collections.FieldReference(800)
-  c.optim = dict(name='adamw', lr=3e-3, schedule='warmup_cosine',
-                 warmup_steps=100, end_lr_ratio=0.05, b1=0.9, b2=0.98,
-                 weight_decay=0.01, clip_norm=1.0)
-  c.optim.total_steps = c.get_ref('total_steps')
-  c.checkpoint_every = 200
-  c.log_every = 50
-  c.eval_max_new_tokens = 80
-  c.init_checkpoint = ''  # A Hugging Face folder to start from.
+  c.model = config_defaults.small_model()
+  config_defaults.sft_training(c, total_steps=800)
   c.init_workdir = ''  # A jaxreason workdir to start from (stage 2).
 
   if stage == 'stage2':
@@ -85,17 +63,9 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
     c.optim.update(lr=1e-3, warmup_steps=20)
 
   if debug:
+    config_defaults.sft_debug(c)
     c.data.num_train = 32
-    c.data.num_eval = 4
     c.data.filter.update(n=2, max_new_tokens=8, batch_prompts=32)
-    c.model.update(num_layers=1, embed_dim=32, mlp_dim=64)
-    c.seq_len = 128
-    c.batch_size = 8
-    c.total_steps = 2
-    c.optim.warmup_steps = 1
-    c.checkpoint_every = 1
-    c.log_every = 1
-    c.eval_max_new_tokens = 4
     if variants == ['debug']:
       c.init_workdir = ''
   return c

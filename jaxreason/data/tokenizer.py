@@ -18,17 +18,12 @@ Example:
 """
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
-import functools
-import io
+from collections.abc import Mapping, Sequence
 import json
 import os
 from typing import Any
 
 from absl import logging
-import sentencepiece as spm
-from sentencepiece import sentencepiece_model_pb2
-import tokenizers
 
 IM_START = '<|im_start|>'
 IM_END = '<|im_end|>'
@@ -313,351 +308,6 @@ class CharTokenizer(Tokenizer):
     logging.info('Wrote CharTokenizer to %s', path)
 
 
-class SentencePieceTokenizer(Tokenizer):
-  """A SentencePiece model.
-
-  Special tokens are its control pieces (pad, bos, eos) and user-defined
-  symbols (the chat tokens); the latter always encode as single ids.
-  """
-
-  def __init__(self, model_proto: bytes, *, source: str = '<in memory>'):
-    """Wraps a serialized ModelProto; `source` names it in errors."""
-    self._model_proto = model_proto
-    try:
-      self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
-      proto = sentencepiece_model_pb2.ModelProto.FromString(model_proto)
-    except Exception as e:
-      raise ValueError(f'{source}: not a SentencePiece model ({e})') from e
-    piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece.Type
-    special = {}
-    self._control_ids = set()
-    for i, piece in enumerate(proto.pieces):
-      if piece.type in (piece_type.CONTROL, piece_type.USER_DEFINED):
-        special[piece.piece] = i
-      if piece.type == piece_type.CONTROL:
-        self._control_ids.add(i)
-    # SentencePiece uses -1 for "no such piece".
-    bos_id = self._sp.bos_id() if self._sp.bos_id() >= 0 else None
-    eos_id = self._sp.eos_id() if self._sp.eos_id() >= 0 else None
-    pad_id = self._sp.pad_id() if self._sp.pad_id() >= 0 else eos_id
-    if pad_id is None:
-      raise ValueError(
-          f'{source}: the model has neither a pad nor an eos piece'
-      )
-    super().__init__(
-        bos_id=bos_id, eos_id=eos_id, pad_id=pad_id, special_tokens=special
-    )
-
-  @classmethod
-  def train(
-      cls,
-      text_iterator: Iterable[str],
-      vocab_size: int,
-      *,
-      model_type: str = 'bpe',
-      user_defined_symbols: Sequence[str] = CHAT_TOKENS,
-      split_digits: bool = True,
-      byte_fallback: bool = True,
-      character_coverage: float = 1.0,
-      add_dummy_prefix: bool = False,
-      **trainer_kwargs: Any,
-  ) -> 'SentencePieceTokenizer':
-    """Trains a model in memory on the sentences of `text_iterator`.
-
-    Ids: pad=0, unk=1, bos=2, eos=3, then `user_defined_symbols`. Text is not
-    normalized and whitespace is kept, so `decode(encode(text)) == text` for
-    any text (unseen characters go through the 256 byte pieces when
-    `byte_fallback`, which therefore needs `vocab_size` above 256 + the
-    characters seen). Without a dummy prefix, encodings of pieces of text
-    concatenate like the text does.
-
-    Args:
-      text_iterator: training sentences (each shorter than 4192 bytes, the
-        default `max_sentence_length`).
-      vocab_size: the number of pieces, special ones included.
-      model_type: 'bpe' or 'unigram'.
-      user_defined_symbols: pieces always encoded as one id.
-      split_digits: split numbers into one piece per digit.
-      byte_fallback: encode unseen characters as UTF-8 byte pieces, not unk.
-      character_coverage: fraction of characters covered by character pieces.
-      add_dummy_prefix: prepend a space to the text, as Llama's model does.
-      **trainer_kwargs: further `SentencePieceTrainer.train` options, which
-        override the ones above (e.g. hard_vocab_limit=False).
-
-    Returns:
-      The trained tokenizer.
-    """
-    if model_type not in ('bpe', 'unigram'):
-      raise ValueError(
-          f"model_type must be 'bpe' or 'unigram', got {model_type!r}"
-      )
-    options = dict(
-        model_type=model_type,
-        vocab_size=vocab_size,
-        user_defined_symbols=list(user_defined_symbols),
-        split_digits=split_digits,
-        byte_fallback=byte_fallback,
-        character_coverage=character_coverage,
-        add_dummy_prefix=add_dummy_prefix,
-        pad_id=0,
-        unk_id=1,
-        bos_id=2,
-        eos_id=3,
-        normalization_rule_name='identity',
-        remove_extra_whitespaces=False,
-        minloglevel=2,
-    )
-    options.update(trainer_kwargs)
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(text_iterator), model_writer=model, **options
-    )
-    tokenizer = cls(model.getvalue())
-    logging.info(
-        'Trained a %s SentencePiece model of %d pieces',
-        model_type,
-        tokenizer.vocab_size,
-    )
-    return tokenizer
-
-  @classmethod
-  def from_file(cls, path: str) -> 'SentencePieceTokenizer':
-    """Reads a SentencePiece `.model` file."""
-    with open(path, 'rb') as f:
-      return cls(f.read(), source=path)
-
-  def _encode(self, text: str) -> list[int]:
-    return list(self._sp.encode(text))
-
-  def _decode(self, ids: list[int]) -> str:
-    # SentencePiece decodes control pieces (pad, bos, eos) to '': write them
-    # out here, and decode the runs between them with SentencePiece.
-    parts, run = [], []
-    for i in ids:
-      if i in self._control_ids:
-        parts += [self._sp.decode(run), self._sp.id_to_piece(i)]
-        run = []
-      else:
-        run.append(i)
-    parts.append(self._sp.decode(run))
-    return ''.join(parts)
-
-  def _control_ids_for_bytes(self) -> frozenset[int]:
-    return super()._control_ids_for_bytes() | self._control_ids
-
-  def _token_bytes(self, i: int) -> bytes:
-    piece = self._sp.id_to_piece(i)
-    if self._sp.is_byte(i):  # '<0xAB>'
-      return bytes([int(piece[3:5], 16)])
-    if self._sp.is_unknown(i):
-      return self._sp.decode([i]).encode('utf-8')
-    return piece.replace('\u2581', ' ').encode('utf-8')
-
-  @property
-  def vocab_size(self) -> int:
-    return self._sp.get_piece_size()
-
-  def token_to_id(self, token: str) -> int | None:
-    i = self._sp.piece_to_id(token)  # The unk id when absent.
-    return None if self._sp.id_to_piece(i) != token else i
-
-  def id_to_token(self, i: int) -> str:
-    return self._sp.id_to_piece(self._check_ids([i])[0])
-
-  def save(self, directory: str) -> None:
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, SENTENCEPIECE_FILE)
-    with open(path, 'wb') as f:
-      f.write(self._model_proto)
-    logging.info('Wrote SentencePiece model to %s', path)
-
-
-class HFTokenizer(Tokenizer):
-  """A Hugging Face fast tokenizer (`tokenizer.json`), without transformers.
-
-  `encode` never adds the tokenizer's own template tokens (it calls
-  `add_special_tokens=False`); only `add_bos`/`add_eos` add anything.
-  `vocab_size` counts the tokenizer's entries, added tokens included; a model's
-  embedding can be larger (Qwen2.5: 151665 entries, 151936 rows).
-  """
-
-  def __init__(
-      self,
-      tokenizer: tokenizers.Tokenizer,
-      *,
-      bos_token: str | None = None,
-      eos_token: str | None = None,
-      pad_token: str | None = None,
-      config: Mapping[str, Any] | None = None,
-      source: str = '<in memory>',
-  ):
-    """Wraps `tokenizer`.
-
-    Args:
-      tokenizer: the `tokenizers.Tokenizer`.
-      bos_token: the bos token string, or None.
-      eos_token: the eos token string, or None.
-      pad_token: the pad token string; None means the eos token.
-      config: the `tokenizer_config.json` contents: its `added_tokens_decoder`
-        adds and marks special tokens, and `save` writes it back.
-      source: where the tokenizer came from, for error messages.
-    """
-    self._tok = tokenizer
-    self._config = dict(config or {})
-    self._source = source
-    special = _register_added_tokens(
-        tokenizer, self._config.get('added_tokens_decoder', {}), source
-    )
-    bos_id = self._id_of(bos_token, 'bos_token')
-    eos_id = self._id_of(eos_token, 'eos_token')
-    pad_id = self._id_of(pad_token, 'pad_token')
-    if pad_id is None:
-      pad_id = eos_id
-    if pad_id is None:
-      raise ValueError(
-          f'{source}: neither pad_token nor eos_token is configured; set one'
-          f' in {HF_CONFIG_FILE}'
-      )
-    for token, i in ((bos_token, bos_id), (eos_token, eos_id)):
-      if i is not None:
-        special[token] = i
-    special[tokenizer.id_to_token(pad_id)] = pad_id
-    super().__init__(
-        bos_id=bos_id, eos_id=eos_id, pad_id=pad_id, special_tokens=special
-    )
-
-  @classmethod
-  def from_file(cls, path: str) -> 'HFTokenizer':
-    """Reads `tokenizer.json` (a file, or a directory holding one).
-
-    bos/eos/pad tokens come from `tokenizer_config.json`; a field absent there
-    (not null: Qwen's `"bos_token": null` means no bos) is looked up in
-    `special_tokens_map.json`, then as `<name>_token_id` in
-    `generation_config.json` (the first id if a list).
-
-    Args:
-      path: the `tokenizer.json` file or its directory.
-
-    Returns:
-      The tokenizer.
-    """
-    if os.path.isdir(path):
-      directory, file = path, os.path.join(path, HF_FILE)
-    else:
-      directory, file = os.path.dirname(path), path
-    if not os.path.isfile(file):
-      raise FileNotFoundError(f'No Hugging Face tokenizer file {file}')
-    try:
-      tokenizer = tokenizers.Tokenizer.from_file(file)
-    except Exception as e:
-      raise ValueError(
-          f'{file}: not a Hugging Face tokenizer.json ({e})'
-      ) from e
-    config_path, map_path, generation_path = (
-        os.path.join(directory, name)
-        for name in (
-            HF_CONFIG_FILE,
-            HF_SPECIAL_TOKENS_MAP_FILE,
-            HF_GENERATION_CONFIG_FILE,
-        )
-    )
-    config = _read_json(config_path)
-    string_sources = [(config_path, config), (map_path, _read_json(map_path))]
-    id_source = (generation_path, _read_json(generation_path))
-    tokens = {
-        f'{name}_token': _find_token(name, string_sources, id_source, tokenizer)
-        for name in ('bos', 'eos', 'pad')
-    }
-    logging.info('Loaded %s with special tokens %s', file, tokens)
-    return cls(tokenizer, **tokens, config=config, source=file)
-
-  def _id_of(self, token: str | None, field: str) -> int | None:
-    if token is None:
-      return None
-    i = self._tok.token_to_id(token)
-    if i is None:
-      raise ValueError(
-          f'{self._source}: {field} {token!r} is not in the vocabulary'
-      )
-    return i
-
-  def _encode(self, text: str) -> list[int]:
-    return list(self._tok.encode(text, add_special_tokens=False).ids)
-
-  def _decode(self, ids: list[int]) -> str:
-    return self._tok.decode(ids, skip_special_tokens=False)
-
-  @functools.cached_property
-  def _byte_level(self) -> bool:
-    """Whether the decoder is GPT-2 byte-level (Qwen, Llama-3)."""
-    decoder = json.loads(self._tok.to_str()).get('decoder') or {}
-    parts = decoder.get('decoders') or [decoder]
-    return any(d.get('type') == 'ByteLevel' for d in parts)
-
-  @functools.cached_property
-  def _added_text(self) -> dict[int, str]:
-    return {
-        i: t.content for i, t in self._tok.get_added_tokens_decoder().items()
-    }
-
-  def _token_bytes(self, i: int) -> bytes:
-    if i in self._added_text:  # Added tokens are stored as their text.
-      return self._added_text[i].encode('utf-8')
-    if self._byte_level:
-      return bytes(_UNICODE_TO_BYTE[c] for c in self._tok.id_to_token(i))
-    return self._tok.decode([i], skip_special_tokens=False).encode('utf-8')
-
-  @property
-  def vocab_size(self) -> int:
-    return self._tok.get_vocab_size(with_added_tokens=True)
-
-  def token_to_id(self, token: str) -> int | None:
-    return self._tok.token_to_id(token)
-
-  def id_to_token(self, i: int) -> str:
-    token = self._tok.id_to_token(self._check_ids([i])[0])
-    if token is None:
-      raise ValueError(f'{self._source}: id {i} has no token')
-    return token
-
-  def save(self, directory: str) -> None:
-    os.makedirs(directory, exist_ok=True)
-    self._tok.save(os.path.join(directory, HF_FILE))
-    config = dict(self._config)
-    config.setdefault('tokenizer_class', 'PreTrainedTokenizerFast')
-    for field, i in (
-        ('bos_token', self._bos_id),
-        ('eos_token', self._eos_id),
-        ('pad_token', self._pad_id),
-    ):
-      config[field] = None if i is None else self.id_to_token(i)
-    with open(
-        os.path.join(directory, HF_CONFIG_FILE), 'w', encoding='utf-8'
-    ) as f:
-      json.dump(config, f, indent=2, ensure_ascii=False)
-    logging.info('Wrote %s and %s to %s', HF_FILE, HF_CONFIG_FILE, directory)
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-  """GPT-2's byte-level map: each byte to a printable character."""
-  printable = (
-      list(range(ord('!'), ord('~') + 1))
-      + list(range(ord('\xa1'), ord('\xac') + 1))
-      + list(range(ord('\xae'), ord('\xff') + 1))
-  )
-  chars = list(printable)
-  extra = 0
-  for b in range(256):
-    if b not in printable:
-      printable.append(b)
-      chars.append(256 + extra)
-      extra += 1
-  return {b: chr(c) for b, c in zip(printable, chars)}
-
-
-_UNICODE_TO_BYTE = {c: b for b, c in _bytes_to_unicode().items()}
-
-
 def _read_json(path: str, *, required: bool = False) -> dict[str, Any]:
   """Returns the JSON object in `path`, or {} if absent and not `required`."""
   if not required and not os.path.isfile(path):
@@ -674,95 +324,17 @@ def _read_json(path: str, *, required: bool = False) -> dict[str, Any]:
   return data
 
 
-def _token_content(value: Any, path: str, field: str) -> str | None:
-  """A token field is null, a string, or an AddedToken dict with 'content'."""
-  if value is None or isinstance(value, str):
-    return value
-  if isinstance(value, dict) and isinstance(value.get('content'), str):
-    return value['content']
-  raise ValueError(f'{path}: field {field!r} is not a token: {value!r}')
+# The file names `load_tokenizer` looks for in a directory, in order.
+_LOADER_FILES = (HF_FILE, SENTENCEPIECE_FILE, CHAR_FILE)
 
 
-def _find_token(
-    name: str,
-    string_sources: Sequence[tuple[str, Mapping[str, Any]]],
-    id_source: tuple[str, Mapping[str, Any]],
-    tokenizer: tokenizers.Tokenizer,
-) -> str | None:
-  """Looks up token `name` ('bos', 'eos', 'pad') in the HF config files."""
-  field = f'{name}_token'
-  for path, data in string_sources:
-    if field in data:
-      return _token_content(data[field], path, field)
-  path, data = id_source
-  i = data.get(f'{name}_token_id')
-  if isinstance(i, list):
-    i = i[0] if i else None
-  if i is None:
-    return None
-  token = tokenizer.id_to_token(i) if isinstance(i, int) else None
-  if token is None:
-    raise ValueError(f'{path}: field {name}_token_id={i!r} is not a token id')
-  return token
-
-
-def _register_added_tokens(
-    tokenizer: tokenizers.Tokenizer,
-    added_tokens_decoder: Mapping[str, Mapping[str, Any]],
-    source: str,
-) -> dict[str, int]:
-  """Adds config tokens missing from `tokenizer`, as transformers does.
-
-  Args:
-    tokenizer: modified in place.
-    added_tokens_decoder: `tokenizer_config.json`'s {id: AddedToken dict}.
-    source: for messages.
-
-  Returns:
-    The special tokens (special in `tokenizer.json` or in the config) to ids.
-  """
-  for key, entry in added_tokens_decoder.items():
-    if not isinstance(entry, dict) or not isinstance(entry.get('content'), str):
-      raise ValueError(
-          f'{source}: {HF_CONFIG_FILE} field added_tokens_decoder[{key!r}] is'
-          f' not an AddedToken dict: {entry!r}'
-      )
-    content = entry['content']
-    special = bool(entry.get('special', False))
-    if tokenizer.token_to_id(content) is None:
-      added = tokenizers.AddedToken(
-          content,
-          single_word=entry.get('single_word', False),
-          lstrip=entry.get('lstrip', False),
-          rstrip=entry.get('rstrip', False),
-          normalized=entry.get('normalized', not special),
-          special=special,
-      )
-      tokenizer.add_tokens([added])
-      logging.warning(
-          '%s: added token %r from %s (id %d, config says %s)',
-          source,
-          content,
-          HF_CONFIG_FILE,
-          tokenizer.token_to_id(content),
-          key,
-      )
-  special_tokens = {
-      token.content: i
-      for i, token in tokenizer.get_added_tokens_decoder().items()
-      if token.special
-  }
-  for entry in added_tokens_decoder.values():
-    if entry.get('special', False):
-      special_tokens[entry['content']] = tokenizer.token_to_id(entry['content'])
-  return special_tokens
-
-
-_LOADERS = (
-    (HF_FILE, HFTokenizer.from_file),
-    (SENTENCEPIECE_FILE, SentencePieceTokenizer.from_file),
-    (CHAR_FILE, CharTokenizer.from_file),
-)
+def _loader(name: str):
+  """Returns the `from_file` of the implementation that reads file `name`."""
+  return {
+      HF_FILE: __getattr__('HFTokenizer').from_file,
+      SENTENCEPIECE_FILE: __getattr__('SentencePieceTokenizer').from_file,
+      CHAR_FILE: CharTokenizer.from_file,
+  }[name]
 
 
 def load_tokenizer(path: str) -> Tokenizer:
@@ -779,12 +351,12 @@ def load_tokenizer(path: str) -> Tokenizer:
   Returns:
     The tokenizer.
   """
-  names = ', '.join(name for name, _ in _LOADERS)
+  names = ', '.join(_LOADER_FILES)
   if os.path.isdir(path):
-    for name, loader in _LOADERS:
+    for name in _LOADER_FILES:
       file = os.path.join(path, name)
       if os.path.isfile(file):
-        return loader(file)
+        return _loader(name)(file)
     raise FileNotFoundError(
         f'No tokenizer in directory {path}: looked for {names}'
     )
@@ -797,10 +369,27 @@ def load_tokenizer(path: str) -> Tokenizer:
   if basename == CHAR_FILE:
     return CharTokenizer.from_file(path)
   if basename.endswith('.model'):
-    return SentencePieceTokenizer.from_file(path)
+    return __getattr__('SentencePieceTokenizer').from_file(path)
   if basename.endswith('.json'):
-    return HFTokenizer.from_file(path)
+    return __getattr__('HFTokenizer').from_file(path)
   raise ValueError(
       f'Cannot tell the tokenizer type of file {path}: expected one of {names},'
       ' a *.model (SentencePiece) or a *.json (Hugging Face) file'
   )
+
+
+# Implementations live in their own modules, which import the base class
+# above. They are loaded on first use (PEP 562), so `from
+# jaxreason.data.tokenizer import HFTokenizer` works and so does importing
+# `jaxreason.data.hf_tokenizer` first: no import cycle either way.
+_LAZY = {
+    'HFTokenizer': 'jaxreason.data.hf_tokenizer',
+    'SentencePieceTokenizer': 'jaxreason.data.sentencepiece_tokenizer',
+}
+
+
+def __getattr__(name: str):
+  if name in _LAZY:
+    import importlib  # pylint: disable=g-import-not-at-top
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

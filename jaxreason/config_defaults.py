@@ -1,0 +1,82 @@
+"""Building blocks shared by the files in configs/ (configs stay data).
+
+  c = config_defaults.base()           # seed, mesh, sharding rules
+  c.data = config_defaults.synthetic_data(num_train=50_000)
+  c.model = config_defaults.small_model()
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base(seed: int = 0) -> ml_collections.ConfigDict:
+  """seed, mesh (data x fsdp x tensor, fsdp takes the rest) and rule overrides."""
+  c = ml_collections.ConfigDict()
+  c.seed = seed
+  c.mesh = (('data', 1), ('fsdp', -1), ('tensor', 1))
+  c.sharding_rules = ()  # ((logical_name, mesh_axes), ...) overrides.
+  return c
+
+
+def synthetic_task() -> dict:
+  """4-step mod-10 chains with + - * in the bare form (the CPU demo task)."""
+  return dict(num_steps=4, min_operand=1, max_operand=9, modulus=10,
+              ops=('+', '-', '*'), word_problem=False)
+
+
+def synthetic_data(num_train: int, num_eval: int = 256, **extra) -> dict:
+  return dict(source='synthetic', task=synthetic_task(), num_train=num_train,
+              num_eval=num_eval, seed=0, **extra)
+
+
+def small_model() -> dict:
+  """The 0.31M-parameter model of the quickstart (vocab from the tokenizer)."""
+  return dict(vocab_size=0, num_layers=3, embed_dim=96, mlp_dim=256,
+              num_heads=4, num_kv_heads=2, qkv_bias=True,
+              tie_embeddings=True, rope_theta=10000.0,
+              max_position_embeddings=512)
+
+
+def tiny_model() -> dict:
+  """A random policy for ':debug' runs."""
+  return dict(vocab_size=0, num_layers=1, embed_dim=32, mlp_dim=64,
+              num_heads=4, num_kv_heads=2, qkv_bias=True,
+              tie_embeddings=True)
+
+
+def sft_training(c: ml_collections.ConfigDict, total_steps: int = 800) -> None:
+  """Sequence packing, AdamW warmup-cosine and logging of the SFT configs."""
+  c.seq_len = 256
+  c.batch_size = 32
+  c.pack = True
+  c.grad_accum_steps = 1
+  c.total_steps = ml_collections.FieldReference(total_steps)
+  c.optim = dict(name='adamw', lr=3e-3, schedule='warmup_cosine',
+                 warmup_steps=100, end_lr_ratio=0.05, b1=0.9, b2=0.98,
+                 weight_decay=0.01, clip_norm=1.0)
+  c.optim.total_steps = c.get_ref('total_steps')
+  c.checkpoint_every = 200
+  c.log_every = 50
+  c.eval_max_new_tokens = 80
+  c.init_checkpoint = ''  # A Hugging Face folder to start from.
+
+
+def sft_debug(c: ml_collections.ConfigDict) -> None:
+  """Shrinks an SFT config to a run of seconds."""
+  c.data.num_eval = 4
+  c.model.update(num_layers=1, embed_dim=32, mlp_dim=64)
+  c.seq_len = 128
+  c.batch_size = 8
+  c.total_steps = 2
+  c.optim.warmup_steps = 1
+  c.checkpoint_every = 1
+  c.log_every = 1
+  c.eval_max_new_tokens = 4
+
+
+def policy_source(c: ml_collections.ConfigDict) -> None:
+  """`policy` (SFT workdir / HF folder) or, when empty, a random tiny model."""
+  c.policy = ''
+  c.tokenizer = dict(kind='char')
+  c.model = tiny_model()
