@@ -270,13 +270,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       'params']
   state, shardings = state_from_params(params, init_fn, tx_factory, mesh,
                                        rules)
-  run = loop.RunContext(workdir, config.total_steps,
-                        save_every=config.checkpoint_every,
-                        log_every=config.log_every)
-  state, start = run.restore_or_init(
-      jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype,
-                                                     sharding=s),
-                   state, shardings), lambda: state)
+  run = loop.RunContext.from_config(workdir, config)
+  state, start = run.resume(state, shardings)
 
   # Pairs and their reference log-probs, once (reloaded on resume).
   pairs_path = os.path.join(workdir, PAIRS_FILE)

@@ -179,13 +179,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # the base inside the state (adapters off), read anew each step.
   ref_params = params if config.beta > 0 and lora_cfg is None else None
   del params
-  run = loop.RunContext(workdir, config.total_steps,
-                        save_every=config.checkpoint_every,
-                        log_every=config.log_every)
-  state, start = run.restore_or_init(
-      jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype,
-                                                     sharding=s),
-                   state, shardings), lambda: state)
+  run = loop.RunContext.from_config(workdir, config)
+  state, start = run.resume(state, shardings)
 
   # Jitted pieces.
   train_step = make_train_step(

@@ -160,6 +160,19 @@ class RunContext:
     self.progress: Progress | None = None
     self.stop = StopRequested()
 
+  @classmethod
+  def from_config(cls, workdir: str, config: Any) -> 'RunContext':
+    """total_steps, checkpoint_every and log_every taken from a recipe config."""
+    return cls(workdir, config.total_steps,
+               save_every=config.checkpoint_every, log_every=config.log_every)
+
+  def resume(self, state, shardings, data_iter=None):
+    """The latest checkpoint onto `shardings` if any, else `state`: (state, step)."""
+    abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        state, shardings)
+    return self.restore_or_init(abstract, lambda: state, data_iter)
+
   def restore_or_init(self, abstract_state, init_fn, data_iter=None):
     """Latest checkpoint if there is one, else `init_fn()`; returns (state, step)."""
     if self.ckpt.latest_step() is not None:

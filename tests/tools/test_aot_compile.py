@@ -1,23 +1,16 @@
 """tools/aot_compile.py compiles the SFT step for a TPU topology on the CPU."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from helpers import REPO, load_file
 
 
-def _load(path):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
-aot = _load(REPO / 'tools' / 'aot_compile.py')
-synthetic = _load(REPO / 'configs' / 'sft' / 'synthetic.py')
+aot = load_file(REPO / 'tools' / 'aot_compile.py')
+synthetic = load_file(REPO / 'configs' / 'sft' / 'synthetic.py')
 
 
 @pytest.fixture(scope='module', autouse=True)

@@ -1,23 +1,16 @@
 """tools/bench_decode.py: a one-case run on a tiny shape, resume, the bound."""
 
-import importlib.util
 import json
-import pathlib
 
 from absl import app
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from helpers import REPO, load_file
 
 
-def _load(path):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
-bench = _load(REPO / 'tools' / 'bench_decode.py')
+bench = load_file(REPO / 'tools' / 'bench_decode.py')
 
 
 def _argv(tmp_path, *extra):

@@ -1,22 +1,15 @@
 """tools/limr_select.py on a small reward log with repeats and gaps."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from helpers import REPO, load_file
 
 
-def _load(path):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
-limr = _load(REPO / 'tools' / 'limr_select.py')
+limr = load_file(REPO / 'tools' / 'limr_select.py')
 
 
 def _write(path, rows):
