@@ -23,7 +23,7 @@ $(VENV)/.installed: setup.py | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.installed-test: setup.py | $(VENV)/bin/python
-	$(PY) -m pip install -q -e '.[test,tpu]'
+	$(PY) -m pip install -q -e '.[test,tpu,envs]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -35,8 +35,9 @@ setup(
             'pytest', 'pytest-xdist', 'chex', 'transformers>=4.45',
             'torch==2.13.0',
         ],
-        # Simulators for world-model imitation (issue: AIME-v2).
-        'envs': ['dm-control', 'mujoco'],
+        # DeepMind Control Suite for world-model imitation. dm_control 1.0.50
+        # fails on mujoco 4.0 (MjModel.flex_vertedge), so both are pinned.
+        'envs': ['dm-control==1.0.50', 'mujoco==3.17.0'],
         # Ahead-of-time compilation for TPU topologies on a CPU host.
         'tpu': ['jax[tpu]>=0.10.0,<0.11'],
         # Peer samplers for tools/bench_decode.py.
