@@ -263,6 +263,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # 3. mu optimizer steps on the same rollouts.
     for _ in range(config.num_iterations):
       state, metrics = train_step(state, batch, step_rng)
+    # Wait for the update, so that the next step's rollout clock (and its
+    # rollout tokens/s) does not include this update's tail.
+    jax.block_until_ready(metrics)
     gen_tokens = sum(len(c) for c in rollouts.completion_ids)
     metrics = dict(metrics)
     metrics.update(_rollout_metrics(rollouts, rounds, gen_tokens,
