@@ -80,3 +80,37 @@ def policy_source(c: ml_collections.ConfigDict) -> None:
   c.policy = ''
   c.tokenizer = dict(kind='char')
   c.model = tiny_model()
+
+
+# --- World-model imitation (configs/aime/) ----------------------------------
+
+AIME_TASKS = ('walker-stand', 'finger-spin', 'cheetah-run')
+
+
+def aime_base(arg: str) -> tuple[ml_collections.ConfigDict, list[str]]:
+  """Task, environment, data and logging fields of every configs/aime file.
+
+  `arg` is 'TASK[,variant...]' (e.g. 'finger-spin,debug'); a first item that
+  is not a task name keeps the default walker-stand. Returns the config and
+  the remaining variants.
+  """
+  parts = [p for p in arg.split(',') if p] if arg else []
+  c = base()
+  c.mesh = (('data', -1), ('fsdp', 1), ('tensor', 1))  # Batch-parallel.
+  c.task = 'walker-stand'
+  if parts and '-' in parts[0]:
+    c.task = parts.pop(0)
+  c.action_repeat = 2
+  c.max_episode_steps = 0  # 0: the task's limit (1000 / action_repeat).
+  c.data_dir = ''  # The expert stage's workdir/data ('' in :debug only).
+  c.eval_episodes = 5
+  c.checkpoint_every = 1
+  c.log_every = 1
+  return c, parts
+
+
+def aime_debug(c: ml_collections.ConfigDict) -> None:
+  """Seconds on a CPU: 20-step episodes, random stand-in data."""
+  c.max_episode_steps = 20
+  c.data_dir = ''
+  c.eval_episodes = 1
