@@ -114,3 +114,28 @@ def aime_debug(c: ml_collections.ConfigDict) -> None:
   c.max_episode_steps = 20
   c.data_dir = ''
   c.eval_episodes = 1
+
+
+def aime_world_model(c: ml_collections.ConfigDict) -> None:
+  """World-model sizes and ELBO settings shared by pretrain, aime, aime_v2.
+
+  Sized for a CPU (tools/bench_world_model.py): about a third of Dreamer's
+  200-unit RSSM; symlog inputs and symlog-MSE decoding for state vectors.
+  """
+  c.world_model = dict(
+      rssm=dict(deter_dim=128, stoch_dim=16, hidden_dim=128),
+      embed_dim=128, mlp_hidden=128, mlp_layers=2, head_hidden=128,
+      head_layers=2, recon='symlog_mse', symlog_inputs=True)
+  c.free_nats = 1.0
+  c.kl_balance = 0.8
+  c.batch_size = 16
+  c.seq_len = 32
+  c.wm_lr = 6e-4
+
+
+def aime_world_model_debug(c: ml_collections.ConfigDict) -> None:
+  c.world_model.rssm.update(deter_dim=16, stoch_dim=4, hidden_dim=16)
+  c.world_model.update(embed_dim=16, mlp_hidden=16, mlp_layers=1,
+                       head_hidden=16, head_layers=1)
+  c.batch_size = 8
+  c.seq_len = 8

@@ -21,8 +21,9 @@ def get_config(arg: str = ''):
   c.sac = dict(hidden=(128, 128), actor_lr=3e-4, critic_lr=3e-4,
                temperature_lr=3e-4, batch_size=128, random_steps=5000,
                updates_per_step=1)
-  c.sac_steps = 40_000  # Agent steps (x action_repeat env steps).
-  c.total_steps = 20  # Chunks (checkpoint + log after each).
+  # Walker-stand's SAC returns were still ~500 after 40k agent steps here.
+  c.sac_steps = 100_000  # Agent steps (x action_repeat env steps).
+  c.total_steps = 50  # Chunks (checkpoint + log after each).
   c.embodiment_episodes = 20  # 10 random + 10 early SAC episodes.
   c.num_demos = 10
   for v in variants:

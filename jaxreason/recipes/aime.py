@@ -18,10 +18,14 @@ from typing import Any
 import ml_collections
 
 from jaxreason.imitation import stages
+from jaxreason.imitation import world_model_stages as wm_stages
 
 STAGES = {
     'expert': stages.run_expert,
     'bco': stages.run_bco,
+    'pretrain': wm_stages.run_pretrain,
+    'aime': wm_stages.run_aime,
+    'aime_v2': wm_stages.run_aime_v2,
 }
 
 

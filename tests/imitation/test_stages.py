@@ -1,0 +1,57 @@
+"""The study's stages end to end in ':debug' size: ablations and resume."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+from jaxreason.imitation import episodes as ep_lib
+from jaxreason.recipes import aime
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _config(name, arg):
+  spec = importlib.util.spec_from_file_location(
+      name, REPO / 'configs' / 'aime' / f'{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('variant', ['adversarial', 'no_reg', 'no_reward'])
+def test_aime_v2_ablations_run(variant, tmp_path):
+  config = _config('aime', f'walker-stand,v2,{variant},debug')
+  result = aime.train(config, str(tmp_path))
+  m = result['final_metrics']
+  assert ('ac/actor_loss' in m) == (variant != 'no_reward')
+  assert ('disc/loss' in m) == (variant == 'adversarial')
+  assert 0 < result['eval']['return']
+
+
+@pytest.mark.slow
+def test_aime_v2_resumes_with_its_replay_buffer(tmp_path):
+  config = _config('aime', 'walker-stand,v2,debug')
+  config.total_steps = 1
+  aime.train(config, str(tmp_path))
+  buffer = ep_lib.ReplayBuffer().restore(str(tmp_path / 'replay'))
+  assert len(buffer) == 1
+  config.total_steps = 3  # As if the first run had been killed after one.
+  aime.train(config, str(tmp_path))
+  buffer = ep_lib.ReplayBuffer().restore(str(tmp_path / 'replay'))
+  assert len(buffer) == 3  # The restored episode plus two new ones.
+  rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]
+  assert [r['step'] for r in rows] == [1, 2, 3]
+
+
+def test_unknown_stage_and_task_are_named(tmp_path):
+  config = _config('bco', 'walker-stand,debug')
+  config.stage = 'nope'
+  with pytest.raises(ValueError, match='nope'):
+    aime.train(config, str(tmp_path))
+  config = _config('bco', 'walker-run,debug')
+  config.task = 'walker-flies'
+  with pytest.raises(ValueError, match='walker-flies.*walker-stand'):
+    aime.train(config, str(tmp_path))
