@@ -40,6 +40,7 @@ METHODS = {
     'dapo': ('grpo', 'configs/grpo/synthetic.py', 'dapo'),
     'dr_grpo': ('grpo', 'configs/grpo/synthetic.py', 'dr_grpo'),
     'dpo': ('dpo', 'configs/dpo/synthetic.py', ''),
+    'dpo_rpo': ('dpo', 'configs/dpo/synthetic.py', 'rpo'),
 }
 
 _POLICY = flags.DEFINE_string('policy', 'runs/quickstart',

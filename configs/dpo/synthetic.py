@@ -12,7 +12,8 @@ rejected = up to `max_pairs_per_prompt` of the policy's wrong samples (see
 jaxreason/recipes/dpo.py). `policy` is a jaxreason workdir or a Hugging Face
 folder; empty means a randomly initialised `model` (debugging only).
 
-Variants: '' (sigmoid DPO), 'ipo', 'nca' (nca_pair), 'debug' (random tiny
+Variants: '' (sigmoid DPO), 'ipo', 'nca' (nca_pair), 'rpo' (+ NLL of the
+chosen responses, weight 1; Pang et al. 2024), 'debug' (random tiny
 policy, seconds); comma-separated.
 """
 
@@ -42,6 +43,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.beta = 0.1
   c.loss_type = 'sigmoid'  # sigmoid | ipo | nca_pair
   c.label_smoothing = 0.0  # cDPO / robust DPO; sigmoid only.
+  c.rpo_alpha = 0.0  # RPO: + alpha * token-mean NLL of the chosen responses.
   c.pairs_per_step = 32
   c.grad_accum_steps = 1
   c.max_seq_len = 0  # Cut pairs to this many tokens (0: no limit).
@@ -62,6 +64,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
       c.beta = 0.5
     elif v == 'nca':
       c.loss_type = 'nca_pair'
+    elif v == 'rpo':
+      c.rpo_alpha = 1.0
     elif v == 'debug':
       c.policy = ''
       c.data.num_train = 8
@@ -75,6 +79,6 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
       c.checkpoint_every = 1
       c.log_every = 1
     else:
-      raise ValueError(f'Unknown variant {v!r}: expected ipo, nca, debug '
+      raise ValueError(f'Unknown variant {v!r}: expected ipo, nca, rpo, debug '
                        '(comma-separated)')
   return c

@@ -227,6 +227,7 @@ def make_loss_fn(model_cfg: TransformerConfig,
     policy = sequence_logps(params, model_cfg, batch['tokens'],
                             batch['mask'])  # [P, 2]
     ref = batch['ref_logps']  # [P, 2]
+    policy_raw = policy
     if average:
       lengths = jnp.maximum(batch['mask'].sum(-1), 1.0)  # [P, 2]
       policy, ref = policy / lengths, ref / lengths
@@ -234,6 +235,15 @@ def make_loss_fn(model_cfg: TransformerConfig,
                              ref[:, 1], beta=config.beta,
                              loss_type=config.loss_type,
                              label_smoothing=config.label_smoothing)
+    if config.get('rpo_alpha', 0.0):
+      # RPO (Pang et al., 2024; TRL `rpo_alpha`): + alpha * the token-mean
+      # NLL of the chosen responses, which keeps their likelihood from
+      # falling while the margin grows.
+      nll = -policy_raw[:, 0].sum() / jnp.maximum(batch['mask'][:, 0].sum(),
+                                                   1.0)
+      loss = loss + config.rpo_alpha * nll
+      metrics['nll_chosen'] = nll
+      metrics['loss'] = loss
     metrics['logps/chosen'] = jax.lax.stop_gradient(policy[:, 0]).mean()
     metrics['logps/rejected'] = jax.lax.stop_gradient(policy[:, 1]).mean()
     return loss, metrics

@@ -94,6 +94,13 @@ def test_sequence_logps_are_summed_or_averaged_scores(loss_type):
   np.testing.assert_allclose(float(loss), want.mean(), rtol=1e-4)
   np.testing.assert_allclose(float(m['rewards/margins']), c.beta * h.mean(),
                              rtol=1e-4)
+  # RPO adds alpha * the token-mean NLL of the chosen responses (from score()).
+  c.rpo_alpha = 0.5
+  rpo, _ = dpo.make_loss_fn(model_cfg, c)(params, arrays, None, None)
+  chosen = [score(params, model_cfg, [p.prompt_ids], [p.chosen_ids])[0]
+            for p in pairs]
+  nll = -sum(x.sum() for x in chosen) / sum(len(x) for x in chosen)
+  np.testing.assert_allclose(float(rpo), want.mean() + 0.5 * nll, rtol=1e-4)
 
 
 @pytest.mark.slow
