@@ -49,6 +49,9 @@ _METHODS = flags.DEFINE_list(
     'methods', ['bco', 'aime', 'aime_v2', 'aime_v2_no_reg',
                 'aime_v2_no_reward'], f'Any of {sorted(METHODS)}.')
 _DEBUG = flags.DEFINE_bool('debug', False, "Every stage's ':debug' variant.")
+_INIT = flags.DEFINE_bool(
+    'init_from_aime', True, 'AIME-v2 runs start from the AIME policy of the '
+    'same seed (run `aime` first in --methods).')
 _OVERRIDES = flags.DEFINE_multi_string(
     'set', [], 'FIELD=VALUE overrides for every stage (Python literals), '
     'e.g. --set=total_steps=10 (applied only where the field exists).')
@@ -105,6 +108,9 @@ def run_task(task: str, seeds: list[int], methods: list[str], root: str,
       if 'world_model_dir' in config:
         config.world_model_dir = wm_dir
         config.demo_model_dir = demo_dir
+      if config.stage == 'aime_v2' and 'aime' in methods and _INIT.value:
+        # Online fine-tuning of the offline AIME policy of the same seed.
+        config.init_policy_dir = os.path.join(base, f'aime_seed{seed}')
       res = run_stage(os.path.join(base, f'{method}_seed{seed}'), config)
       results['methods'].setdefault(method, []).append(res)
       if method == 'bco' and 'bc_true_actions' in res:

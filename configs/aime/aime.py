@@ -36,6 +36,9 @@ def get_config(arg: str = ''):
   c.eval_every = 500
   c.log_every = 50
   # AIME-v2 (online) fields, used with the v2 variant.
+  # The policy AIME-v2 starts from: '' (random) or a finished `aime` stage's
+  # workdir (its offline policy, fine-tuned online; tools/aime_study.py).
+  c.init_policy_dir = ''
   c.updates_per_episode = 50
   c.regulariser = True  # Half of each world-model batch: embodiment data.
   c.reward = 'surrogate'  # surrogate | adversarial | none

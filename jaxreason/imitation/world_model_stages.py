@@ -388,7 +388,11 @@ def run_aime_v2(config: ml_collections.ConfigDict, workdir: str) -> dict:
   wm_opt, pol_opt = make_opt(config.wm_lr), make_opt(config.policy_lr)
   val_opt, disc_opt = make_opt(config.value_lr), make_opt(config.value_lr)
   feats0 = jnp.zeros((1, cfg.feature_dim))
-  pol = agent.init_policy(jax.random.fold_in(key, 1))
+  if config.init_policy_dir:  # E.g. the offline AIME policy: fine-tune it.
+    pol, _ = load_model(config.init_policy_dir, 'policy')
+    logging.info('aime_v2: policy from %s', config.init_policy_dir)
+  else:
+    pol = agent.init_policy(jax.random.fold_in(key, 1))
   val = value_net.init(jax.random.fold_in(key, 2), feats0)['params']
   disc = None
   if use_adversarial:
