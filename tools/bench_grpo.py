@@ -266,67 +266,16 @@ def resolve_config(f: flags.FlagValues) -> ml_collections.ConfigDict:
   return config
 
 
-class Setup:
-  """What `grpo.train` builds before its loop (same calls, same order).
-
-  config, model_cfg, tokenizer, policy (grpo.PolicyFns), lora_cfg, records,
-  reward_fn, state, ref_params, train_step, ref_logps_fn, batch_sh, width,
-  sampler, num_rows, prompt_len. A plain class: tests load this file by path,
-  without a sys.modules entry, which dataclasses need.
-  """
-
-  def __init__(self, **fields: Any):
-    self.__dict__.update(fields)
+def build(config: ml_collections.ConfigDict) -> grpo.GRPOSetup:
+  """The recipe's own setup (`grpo.build`): same calls, same order."""
+  return grpo.build(config)
 
 
-def build(config: ml_collections.ConfigDict) -> Setup:
-  mesh = mesh_lib.make_mesh(config.mesh)
-  rules = rules_lib.rules_from_config(config.get('sharding_rules'))
-  model_cfg, params, tokenizer = grpo.load_policy_or_init(config)
-  model = Transformer(model_cfg)
-  lora_cfg = lora.config_from(config.get('lora'))
-  policy = grpo.policy_fns(model_cfg, lora_cfg)
-  records, _ = sources.rl_records(config.data)
-  reward_fn = task_rewards.make_reward_fn(config.reward, tokenizer)
-  tx_factory = lambda mask: optim.make_optimizer(config.optim, mask)[0]
-  init_fn = lambda rng: model.init(rng, jnp.zeros((1, 1), jnp.int32))[
-      'params']
-  trainable = None
-  if lora_cfg is not None:
-    params = lora.init_params(model_cfg, lora_cfg,
-                              jax.random.key(config.seed + 1), params)
-    init_fn = lambda rng: lora.init_params(model_cfg, lora_cfg, rng)
-    trainable = lora.trainable_mask
-  state, shardings = state_from_params(params, init_fn, tx_factory, mesh,
-                                       rules, trainable)
-  ref_params = params if config.beta > 0 and lora_cfg is None else None
-  del params
-  train_step = make_train_step(
-      grpo.make_loss_fn(model_cfg, config, policy.apply), shardings, mesh,
-      schedule=optim.make_schedule(config.optim), rules=rules,
-      grad_accum_steps=config.grad_accum_steps)
-  ref_apply = policy.reference or (lambda p, t: policy.apply(p, t, None))
-  ref_logps_fn = jax.jit(lambda p, t: logprobs_from_logits(
-      ref_apply(p, t), t, config.temperature))
-  prompt_len = max(len(tokenizer.encode(r['prompt'])) + 1 for r in records)
-  width = -(-(prompt_len + config.max_new_tokens) // 32) * 32
-  sampler = Sampler(model_cfg, cache_size=width, tokenizer=tokenizer,
-                    stop_strings=tuple(config.stop_strings))
-  return Setup(config=config, model_cfg=model_cfg, tokenizer=tokenizer,
-               policy=policy, lora_cfg=lora_cfg, records=records,
-               reward_fn=reward_fn, state=state, ref_params=ref_params,
-               train_step=train_step, ref_logps_fn=ref_logps_fn,
-               batch_sh=batch_sharding(mesh, rules), width=width,
-               sampler=sampler,
-               num_rows=config.prompts_per_step * config.group_size,
-               prompt_len=prompt_len)
-
-
-def _step_inputs(s: Setup, step: int):
+def _step_inputs(s: grpo.GRPOSetup, step: int):
   """The records and rollout rng of the recipe's step (first round)."""
   config = s.config
-  idx = grpo._prompt_indices(step, 0, config, len(s.records), None)  # pylint: disable=protected-access
-  recs = [s.records[i] | {'_index': int(i)} for i in idx]
+  idx = grpo._prompt_indices(step, 0, config, len(s.train_records), None)  # pylint: disable=protected-access
+  recs = [s.train_records[i] | {'_index': int(i)} for i in idx]
   step_rng = jax.random.fold_in(jax.random.key(config.seed), step)
   return recs, step_rng, jax.random.fold_in(step_rng, 0)
 
@@ -352,7 +301,7 @@ def plain_sampler_run(sampler: Sampler, params, prompt_ids, config,
   return r, out.token_lists()
 
 
-def grpo_step(s: Setup, step: int, fixed_sampler: Sampler | None
+def grpo_step(s: grpo.GRPOSetup, step: int, fixed_sampler: Sampler | None
               ) -> dict[str, Any]:
   """Plain sampler run(s), then one timed GRPO step; updates s.state."""
   config = s.config
@@ -595,7 +544,9 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
       'group_size': config.group_size, 'rows': s.num_rows,
       'max_new_tokens': config.max_new_tokens, 'beta': config.beta,
       'num_iterations': config.num_iterations,
-      'longest_prompt': s.prompt_len, 'width': s.width,
+      'longest_prompt': max(len(s.tokenizer.encode(r['prompt'])) + 1
+                            for r in s.train_records),
+      'width': s.width,
       'cache_size': s.sampler.cache_size}
   results.update(warmup=[], timed=[])
   total = f.warmup + f.steps

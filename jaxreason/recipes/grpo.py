@@ -144,19 +144,38 @@ def load_policy_or_init(config: ml_collections.ConfigDict):
       tokenizer)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Runs GRPO; returns final metrics and held-out pass@1 before and after."""
+@dataclasses.dataclass
+class GRPOSetup:
+  """What a GRPO run builds before its loop (also used by tools/bench_grpo)."""
+
+  config: ml_collections.ConfigDict
+  mesh: Any
+  model_cfg: Any
+  tokenizer: Any
+  policy: PolicyFns
+  lora_cfg: lora.LoraConfig | None
+  train_records: list
+  eval_records: list
+  reward_fn: Callable
+  state: Any  # TrainState (the policy's weights, a fresh optimizer).
+  shardings: Any
+  ref_params: Any  # Frozen host copy of the initial policy, or None.
+  train_step: Callable
+  ref_logps_fn: Callable
+  batch_sh: Any
+  width: int  # Static row width: prompt + max_new_tokens, rounded up.
+  sampler: Sampler
+  num_rows: int
+
+
+def build(config: ml_collections.ConfigDict) -> GRPOSetup:
+  """Policy, data, reward, sharded state and the jitted pieces of a run."""
   check_config(config)
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.rules_from_config(config.get('sharding_rules'))
 
   # Policy (an SFT workdir or a Hugging Face folder) and data.
   model_cfg, params, tokenizer = load_policy_or_init(config)
-  # The run's config with the policy's actual shape, so that `load_policy`
-  # (and the generate CLI) can open this workdir like an SFT one.
-  run_config = ml_collections.ConfigDict(config.to_dict())
-  run_config.model = dataclasses.asdict(model_cfg)
-  loop.save_run_config(workdir, run_config, tokenizer)
   model = Transformer(model_cfg)
   lora_cfg = lora.config_from(config.get('lora'))
   policy = policy_fns(model_cfg, lora_cfg)
@@ -179,8 +198,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # the base inside the state (adapters off), read anew each step.
   ref_params = params if config.beta > 0 and lora_cfg is None else None
   del params
-  run = loop.RunContext.from_config(workdir, config)
-  state, start = run.resume(state, shardings)
 
   # Jitted pieces.
   train_step = make_train_step(
@@ -190,13 +207,38 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   ref_apply = policy.reference or (lambda p, t: policy.apply(p, t, None))
   ref_logps_fn = jax.jit(lambda p, t: logprobs_from_logits(
       ref_apply(p, t), t, config.temperature))
-  batch_sh = batch_sharding(mesh, rules)
   prompt_len = max(len(tokenizer.encode(r['prompt'])) + 1
                    for r in train_records)
   width = -(-(prompt_len + config.max_new_tokens) // 32) * 32
   sampler = Sampler(model_cfg, cache_size=width, tokenizer=tokenizer,
                     stop_strings=tuple(config.stop_strings))
-  num_rows = config.prompts_per_step * config.group_size
+  return GRPOSetup(
+      config=config, mesh=mesh, model_cfg=model_cfg, tokenizer=tokenizer,
+      policy=policy, lora_cfg=lora_cfg, train_records=train_records,
+      eval_records=eval_records, reward_fn=reward_fn, state=state,
+      shardings=shardings, ref_params=ref_params, train_step=train_step,
+      ref_logps_fn=ref_logps_fn, batch_sh=batch_sharding(mesh, rules),
+      width=width, sampler=sampler,
+      num_rows=config.prompts_per_step * config.group_size)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs GRPO; returns final metrics and held-out pass@1 before and after."""
+  s = build(config)
+  model_cfg, tokenizer, policy = s.model_cfg, s.tokenizer, s.policy
+  train_records, eval_records = s.train_records, s.eval_records
+  reward_fn, sampler, width = s.reward_fn, s.sampler, s.width
+  train_step, ref_logps_fn, ref_params = (s.train_step, s.ref_logps_fn,
+                                          s.ref_params)
+  batch_sh, num_rows = s.batch_sh, s.num_rows
+  # The run's config with the policy's actual shape, so that `load_policy`
+  # (and the generate CLI) can open this workdir like an SFT one.
+  run_config = ml_collections.ConfigDict(config.to_dict())
+  run_config.model = dataclasses.asdict(model_cfg)
+  loop.save_run_config(workdir, run_config, tokenizer)
+  run = loop.RunContext.from_config(workdir, config)
+  state, start = run.resume(s.state, s.shardings)
+  s.state = None  # The loop owns (and donates) the state from here.
 
   def evaluate(params, tag):
     res = pass_at_k.evaluate(
