@@ -52,6 +52,8 @@ _DEBUG = flags.DEFINE_bool('debug', False, "Every stage's ':debug' variant.")
 _INIT = flags.DEFINE_bool(
     'init_from_aime', True, 'AIME-v2 runs start from the AIME policy of the '
     'same seed (run `aime` first in --methods).')
+_SUMMARY_ONLY = flags.DEFINE_bool(
+    'summary_only', False, 'Run nothing: summarise the finished stages.')
 _OVERRIDES = flags.DEFINE_multi_string(
     'set', [], 'FIELD=VALUE overrides for every stage (Python literals), '
     'e.g. --set=total_steps=10 (applied only where the field exists).')
@@ -73,11 +75,13 @@ def _config(file: str, task: str, variants: str, debug: bool, **fields):
   return config
 
 
-def run_stage(out: str, config) -> dict:
+def run_stage(out: str, config) -> dict | None:
   done = os.path.join(out, 'result.json')
   if os.path.exists(done):
     with open(done) as f:
       return json.load(f)
+  if _SUMMARY_ONLY.value:
+    return None
   from jaxreason.recipes import aime  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
   logging.info('=== %s (%s) ===', out, config.stage)
@@ -93,6 +97,8 @@ def run_task(task: str, seeds: list[int], methods: list[str], root: str,
   base = os.path.join(root, task)
   expert = run_stage(os.path.join(base, 'expert'),
                      _config('expert.py', task, '', debug))
+  if expert is None:
+    return {'demo_return': float('nan'), 'methods': {}}
   data_dir = os.path.join(base, 'expert', 'data')
   wm_dir, demo_dir = os.path.join(base, 'wm'), os.path.join(base, 'demo_wm')
   run_stage(wm_dir, _config('pretrain.py', task, '', debug,
@@ -112,6 +118,8 @@ def run_task(task: str, seeds: list[int], methods: list[str], root: str,
         # Online fine-tuning of the offline AIME policy of the same seed.
         config.init_policy_dir = os.path.join(base, f'aime_seed{seed}')
       res = run_stage(os.path.join(base, f'{method}_seed{seed}'), config)
+      if res is None:  # --summary_only and not run.
+        continue
       results['methods'].setdefault(method, []).append(res)
       if method == 'bco' and 'bc_true_actions' in res:
         results['methods'].setdefault('bc_true_actions', []).append(
