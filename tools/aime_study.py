@@ -138,16 +138,24 @@ def summarise(all_results: dict) -> tuple[list[dict], str]:
   for task, r in all_results.items():
     for method, runs in r['methods'].items():
       vals = [_final(method, x) for x in runs]
+      # Mean over a run's evaluations (its learning curve): less noisy than
+      # the final point with few evaluation episodes.
+      means = [float(np.mean([p['normalised_return'] for p in x['curve']]))
+               for x in runs if x.get('curve')]
       rows.append({'task': task, 'method': method, 'seeds': len(vals),
                    'normalised_return': float(np.mean(vals)),
                    'std': float(np.std(vals)), 'per_seed': vals,
+                   'curve_mean': float(np.mean(means)) if means else None,
                    'demo_return': r['demo_return']})
-  lines = ['| task | method | seeds | normalised return (mean ± std) | '
-           'per seed |', '|---|---|---|---|---|']
+  lines = ['| task | method | seeds | final normalised return (mean ± std '
+           'over seeds) | per seed | mean over the run\'s evaluations |',
+           '|---|---|---|---|---|---|']
   for row in rows:
+    cm = row['curve_mean']
     lines.append(f"| {row['task']} | {row['method']} | {row['seeds']} | "
                  f"{row['normalised_return']:.3f} ± {row['std']:.3f} | "
-                 + ', '.join(f'{v:.3f}' for v in row['per_seed']) + ' |')
+                 + ', '.join(f'{v:.3f}' for v in row['per_seed']) +
+                 f" | {'—' if cm is None else f'{cm:.3f}'} |")
   return rows, '\n'.join(lines)
 
 
