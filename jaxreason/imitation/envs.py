@@ -94,11 +94,17 @@ class DMCEnv:
     return self._env
 
   def _check_rendering(self) -> None:
+    gl = os.environ.get('MUJOCO_GL', '<unset>')
+    if gl in ('<unset>', 'glfw') and not os.environ.get('DISPLAY'):
+      # glfw without a display can abort the process instead of raising.
+      raise RuntimeError(
+          f'{self.name}: pixels=True needs a headless OpenGL backend: set '
+          f'MUJOCO_GL=egl (headless GPU or Mesa EGL) or MUJOCO_GL=osmesa '
+          f'before dm_control is imported (MUJOCO_GL={gl}, no DISPLAY)')
     try:
       self._env.reset()
       self._render()
     except Exception as e:  # RuntimeError, mujoco.FatalError, ImportError.
-      gl = os.environ.get('MUJOCO_GL', '<unset>')
       raise RuntimeError(
           f'{self.name}: pixels=True but MuJoCo cannot render with '
           f'MUJOCO_GL={gl} ({type(e).__name__}: {e}). Set MUJOCO_GL=egl '
