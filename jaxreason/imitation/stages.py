@@ -189,7 +189,7 @@ def run_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
                '(%d episodes)', config.task, info['demo_return'],
                info['embodiment_return'], len(embodiment))
   result = {'final_metrics': metrics, **info}
-  _write_result(workdir, result)
+  write_result(workdir, result)
   return result
 
 
@@ -231,11 +231,11 @@ def run_bco(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if name in result:
       logging.info('%s %s: return %.1f (normalised %.3f)', name, config.task,
                    result[name]['return'], result[name]['normalised_return'])
-  _write_result(workdir, result)
+  write_result(workdir, result)
   return result
 
 
-def _write_result(workdir: str, result: dict) -> None:
+def write_result(workdir: str, result: dict) -> None:
   if jax.process_index() == 0:
     tmp = os.path.join(workdir, 'result.json.tmp')
     with open(tmp, 'w') as f:

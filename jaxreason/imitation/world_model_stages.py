@@ -242,7 +242,7 @@ def run_pretrain(config: ml_collections.ConfigDict, workdir: str) -> dict:
   save_model(workdir, 'world_model', learner.params, meta)
   result = {'final_metrics': {k: float(v) for k, v in metrics.items()},
             **meta}
-  stages._write_result(workdir, result)  # pylint: disable=protected-access
+  stages.write_result(workdir, result)
   return result
 
 
@@ -331,7 +331,7 @@ def run_aime(config: ml_collections.ConfigDict, workdir: str) -> dict:
   result = {'final_metrics': {k: float(v) for k, v in metrics.items()},
             'eval': curve[-1], 'curve': curve,
             'demo_return': info['demo_return']}
-  stages._write_result(workdir, result)  # pylint: disable=protected-access
+  stages.write_result(workdir, result)
   return result
 
 
@@ -567,5 +567,5 @@ def run_aime_v2(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                               'train_return', 'loss'))
   result = {'final_metrics': metrics, 'eval': curve[-1] if curve else None,
             'curve': curve, 'demo_return': info['demo_return']}
-  stages._write_result(workdir, result)  # pylint: disable=protected-access
+  stages.write_result(workdir, result)
   return result
