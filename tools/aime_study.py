@@ -18,7 +18,6 @@ Returns are normalised by the demonstrations' mean return.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -28,6 +27,8 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
+
+from jaxreason.file_modules import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -60,12 +61,8 @@ _OVERRIDES = flags.DEFINE_multi_string(
 
 
 def _config(file: str, task: str, variants: str, debug: bool, **fields):
-  spec = importlib.util.spec_from_file_location(
-      'cfg', REPO / 'configs' / 'aime' / file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
   arg = ','.join(p for p in (task, variants, 'debug' if debug else '') if p)
-  config = module.get_config(arg)
+  config = load_config(REPO / 'configs' / 'aime' / file, arg)
   for k, v in fields.items():
     config[k] = v
   for item in _OVERRIDES.value:

@@ -135,6 +135,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib.decode_peers import _block, _prompts, _summary, _worker_main
 from benchlib.decode_peers import run_worker, transformers_worker
 from benchlib.decode_peers import tunix_worker
+from benchlib import cli
 from benchlib.decode_report import _fmt, bandwidth_bound, check_goals
 from benchlib.decode_report import compute_ratios, format_report
 from benchlib.decode_report import kv_bytes_per_position, measure_bandwidth
@@ -433,10 +434,7 @@ def _settings(f: flags.FlagValues, config: TransformerConfig) -> dict[str, Any]:
 def _write_json(path: str, results: dict[str, Any]) -> None:
   results['ratios'] = compute_ratios(results)
   results['goals'] = check_goals(results)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as fp:
-    json.dump(results, fp, indent=1, default=str)
-  os.replace(tmp, path)
+  cli.write_json(path, results)
 
 
 def run(f: flags.FlagValues) -> dict[str, Any]:
@@ -523,25 +521,13 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
             f'{w} {r[w]["tok_s"]:.2f} tok/s' for w in ('early', 'middle',
                                                       'late') if w in r),
               flush=True)
-  results['machine']['load_average_end'] = os.getloadavg()
-  _write_json(f.output, results)
-  print(format_report(results))
-  print(f'wrote {f.output}')
-  return results
+  return cli.finish(f.output, results, _write_json, format_report)
 
 
 def main(argv: Sequence[str],
          fv: flags.FlagValues | None = None) -> dict[str, Any] | None:
   """Runs with fv, or with argv (program name first) parsed into new flags."""
-  if fv is None:
-    fv = flags.FlagValues()
-    _define_flags(fv)
-    try:
-      argv = fv(list(argv))
-    except flags.Error as e:
-      raise app.UsageError(str(e)) from None
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  fv = cli.parse(argv, fv, _define_flags)
   if fv.worker:
     _worker_main(fv)
     return None

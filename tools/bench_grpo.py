@@ -68,7 +68,6 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import json
 import os
 import statistics
 import sys
@@ -84,21 +83,11 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from jaxreason.data import sources
 from jaxreason.losses.grpo import group_advantages
-from jaxreason.models import lora
-from jaxreason.models.transformer import Transformer
 from jaxreason.recipes import grpo
-from jaxreason.rewards import task_rewards
 from jaxreason.sampling import Sampler, SamplingParams
 from jaxreason.sampling import sampler as sampler_lib
-from jaxreason.sampling.scoring import logprobs_from_logits
-from jaxreason.sharding import mesh as mesh_lib
-from jaxreason.sharding import rules as rules_lib
-from jaxreason.train import optim
 from jaxreason.train import rollout as rollout_lib
-from jaxreason.train.state import state_from_params
-from jaxreason.train.step import batch_sharding, make_train_step
 
 # `python tools/bench_grpo.py` and tests loading this file by path alike.
 _TOOLS = os.path.dirname(os.path.abspath(__file__))
@@ -106,6 +95,7 @@ REPO = os.path.dirname(_TOOLS)
 sys.path.insert(0, _TOOLS)
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from bench_decode import machine_info
+from benchlib import cli
 from benchlib.decode_report import _fmt
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -488,13 +478,7 @@ def format_report(results: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
-def _write_json(path: str, results: dict[str, Any]) -> None:
-  if os.path.dirname(path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as fp:
-    json.dump(results, fp, indent=1, default=str)
-  os.replace(tmp, path)
+_write_json = cli.write_json
 
 
 def _progress(kind: str, r: dict[str, Any], done: int, total: int) -> None:
@@ -573,25 +557,14 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
         'sampler_traced_during_timing': None if traces is None else {
             k: v - traces.get(k, 0)
             for k, v in sampler_lib.TRACE_COUNTS.items()}}
-    results['machine']['load_average_end'] = os.getloadavg()
-    _write_json(f.output, results)
-  print(format_report(results))
-  print(f'wrote {f.output}')
-  return results
+    _write_json(f.output, results)  # After every step: a stopped run keeps it.
+  return cli.finish(f.output, results, _write_json, format_report)
 
 
 def main(argv: Sequence[str],
          fv: flags.FlagValues | None = None) -> dict[str, Any]:
   """Runs with fv, or with argv (program name first) parsed into new flags."""
-  if fv is None:
-    fv = flags.FlagValues()
-    _define_flags(fv, argv)
-    try:
-      argv = fv(list(argv))
-    except flags.Error as e:
-      raise app.UsageError(str(e)) from None
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  fv = cli.parse(argv, fv, lambda v: _define_flags(v, argv))
   return run(fv)
 
 

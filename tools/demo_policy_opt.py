@@ -19,7 +19,6 @@ where it stopped; delete a run's folder to redo it.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -30,6 +29,8 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
+
+from jaxreason.file_modules import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -56,10 +57,7 @@ _BOOTSTRAP = flags.DEFINE_integer('bootstrap', 10_000,
 
 def _config(method: str, seed: int, policy: str, steps: int):
   recipe, path, variant = METHODS[method]
-  spec = importlib.util.spec_from_file_location('cfg', REPO / path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(variant)
+  config = load_config(REPO / path, variant)
   config.policy = policy
   config.seed = seed
   if steps:

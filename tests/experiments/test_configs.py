@@ -6,21 +6,16 @@ import pathlib
 
 import pytest
 
+from jaxreason.file_modules import load_config
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / 'configs').glob('*/*.py')
                  if p.name != '__init__.py')
 
 
-def _load(path):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: f'{p.parent.name}/{p.name}')
 def test_config_runs_two_debug_steps(path, tmp_path):
-  config = _load(path).get_config('debug')
+  config = load_config(path, 'debug')
   recipe = importlib.import_module(f'jaxreason.recipes.{path.parent.name}')
   result = recipe.train(config, str(tmp_path))
   rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]

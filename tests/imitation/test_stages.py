@@ -1,11 +1,11 @@
 """The study's stages end to end in ':debug' size: ablations and resume."""
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
 
+from jaxreason.file_modules import load_config
 from jaxreason.imitation import episodes as ep_lib
 from jaxreason.recipes import aime
 
@@ -13,11 +13,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _config(name, arg):
-  spec = importlib.util.spec_from_file_location(
-      name, REPO / 'configs' / 'aime' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return load_config(REPO / 'configs' / 'aime' / f'{name}.py', arg)
 
 
 @pytest.mark.slow

@@ -1,12 +1,13 @@
 """tools/aot_compile.py compiles the SFT step for a TPU topology on the CPU."""
 
 import json
+import pathlib
 
 import pytest
 
-from helpers import REPO, load_file
+from jaxreason.file_modules import load_file
 
-
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 aot = load_file(REPO / 'tools' / 'aot_compile.py')

@@ -1,13 +1,14 @@
 """tools/bench_decode.py: a one-case run on a tiny shape, resume, the bound."""
 
 import json
+import pathlib
 
 from absl import app
 import pytest
 
-from helpers import REPO, load_file
+from jaxreason.file_modules import load_file
 
-
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 bench = load_file(REPO / 'tools' / 'bench_decode.py')

@@ -1,11 +1,14 @@
 """tools/bench_grpo.py: a tiny run; the JSON's parts add up to the step."""
 
 import json
+import pathlib
 
 from absl import app
 import pytest
 
-from helpers import REPO, load_file
+from jaxreason.file_modules import load_file
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 bench = load_file(REPO / 'tools' / 'bench_grpo.py')
 

@@ -1,12 +1,13 @@
 """tools/limr_select.py on a small reward log with repeats and gaps."""
 
 import json
+import pathlib
 
 import pytest
 
-from helpers import REPO, load_file
+from jaxreason.file_modules import load_file
 
-
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 limr = load_file(REPO / 'tools' / 'limr_select.py')
