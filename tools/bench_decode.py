@@ -83,7 +83,11 @@ matrix-vector product of that size). Bytes read per token at batch 1 = all
 parameter bytes (the tied embedding is read whole by the output projection)
 + the K and V cache of every layer at the mean context length
 (prompt_len + (new_tokens + 1) / 2); bound tok/s = bandwidth / bytes, and
-share = decode tok/s / bound.
+share = decode tok/s / bound. The same bound is also reported at the rate
+XLA:CPU's own matrix-vector products stream weights (`matvec_chain`: one jitted
+chain of products by random matrices of every shape the model has, in its
+layouts, measured when batch1 runs; float32 only): what a decode step built
+from XLA dots can reach on this machine.
 
 Goals (from the issue), checked at the end: batch 1 float32 tok/s >= tunix's
 and decode tok/s >= 90% of the bound; bfloat16 batch 1 >= 1.6x tunix float32;
@@ -139,6 +143,7 @@ from benchlib import cli
 from benchlib.decode_report import _fmt, bandwidth_bound, check_goals
 from benchlib.decode_report import compute_ratios, format_report
 from benchlib.decode_report import kv_bytes_per_position, measure_bandwidth
+from benchlib.decode_report import matvec_shapes, measure_matvec_chain
 from benchlib.decode_report import param_bytes
 # pylint: enable=g-import-not-at-top,wrong-import-position,unused-import
 
@@ -475,6 +480,17 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
   if 'bandwidth' not in results:
     results['bandwidth'] = measure_bandwidth(f.bandwidth_mib)
     _write_json(f.output, results)
+  chains = results.setdefault('matvec_chain', {})
+  # float32 only: XLA:CPU's bfloat16 matvecs at these shapes run at a few
+  # GB/s in such a chain (slower than the model's own bf16 decode), so a
+  # bf16 chain says nothing about a ceiling.
+  for case in ('batch1',):
+    dtype = plans[case]['dtype'] if case in plans else None
+    if dtype and dtype not in chains:
+      chains[dtype] = measure_matvec_chain(config, dtype)
+      print(f'# matvec chain {dtype}: '
+            f'{chains[dtype]["bytes_per_s"] / 1e9:.1f} GB/s', flush=True)
+      _write_json(f.output, results)
   jax_side = JaxSide(ckpt, f)
   for name, plan in plans.items():
     entry = results['cases'].setdefault(name, {'plan': plan, 'results': {}})

@@ -44,7 +44,12 @@ def get_config(arg: str = ''):
   c.reward = 'surrogate'  # surrogate | adversarial | none
   c.aime_weight = 1.0
   c.actor_weight = 1.0
-  c.entropy_weight = 1e-4
+  c.entropy_weight = 3e-4
+  # DreamerV3 return normalisation of the actor term: divide by
+  # max(floor, EMA of the P95 - P5 range of the lambda-returns).
+  c.return_norm = True
+  c.return_norm_decay = 0.99
+  c.return_norm_floor = 1.0
   c.value_hidden = (128, 128)
   c.value_lr = 3e-4
   c.target_tau = 0.02

@@ -257,7 +257,9 @@ def actor_critic_losses(wm_params: Any, policy_params: Any, value_params: Any,
                         gamma: float = 0.99, lambda_: float = 0.95,
                         actor_weight: float = 1.0, value_weight: float = 1.0,
                         entropy_weight: float = 1e-4,
-                        reward_fn: Callable[[Array], Array] | None = None
+                        reward_fn: Callable[[Array], Array] | None = None,
+                        return_scale: Array | None = None,
+                        scale_decay: float = 0.99, scale_floor: float = 1.0
                         ) -> tuple[Array, dict[str, Array]]:
   """Dreamer actor-critic in imagination (dynamics backpropagation).
 
@@ -266,7 +268,7 @@ def actor_critic_losses(wm_params: Any, policy_params: Any, value_params: Any,
     r_k = reward(f_{k+1})      [N, H]   (wm.reward, or reward_fn(features))
     v_k = value_fn(target, f_k) [N, H + 1]
     R   = lambda_returns(r, v, gamma, lambda_)   [N, H]
-    actor_loss = -mean(R) - entropy_weight * mean(-log pi(a_k | s_k))
+    actor_loss = -mean(R) / S - entropy_weight * mean(-log pi(a_k | s_k))
     value_loss = mean(0.5 * (value_fn(value_params, sg(f_k)) - sg(R_k))^2)
     loss = actor_weight * actor_loss + value_weight * value_loss
   The world model and the target critic are frozen; the actor's gradient
@@ -275,9 +277,19 @@ def actor_critic_losses(wm_params: Any, policy_params: Any, value_params: Any,
   `loss` with respect to (policy_params, value_params) trains both.
   No continuation head: discounts are the constant gamma (dm_control).
 
+  Return normalisation (DreamerV3, Hafner et al. 2023): with `return_scale`
+  (the running scale, a float32 scalar; None: off, S = 1) the batch's range
+  P95(R) - P5(R) (gradient stopped) updates it,
+    scale' = scale_decay * return_scale + (1 - scale_decay) * range,
+  and S = max(scale_floor, scale'). Dividing by S keeps the actor term's
+  size independent of the reward's units, so the entropy bonus and the
+  terms added to the actor loss (AIME's) keep their weight; returns
+  smaller than the floor are not scaled up. The caller keeps scale'
+  (metrics['return_scale']) for the next step.
+
   Returns:
     (loss, metrics): actor_loss, value_loss, entropy (one-sample estimate),
-    return, reward, value means, loss.
+    return, reward, value means, loss, return_scale (scale'; 1 when off).
   """
   wm_params = _sg(wm_params)
   target_value_params = _sg(target_value_params)
@@ -292,13 +304,20 @@ def actor_critic_losses(wm_params: Any, policy_params: Any, value_params: Any,
   discounts = jnp.full(rewards.shape, gamma, jnp.float32)
   returns = wm_losses.lambda_returns(rewards, target_values, discounts, lambda_)
   entropy = -roll.log_probs.mean()
-  actor_loss = -returns.mean() - entropy_weight * entropy
+  new_scale = jnp.ones((), jnp.float32)
+  norm = jnp.ones((), jnp.float32)
+  if return_scale is not None:
+    lo, hi = jnp.percentile(_sg(returns), jnp.array([5.0, 95.0]))
+    new_scale = scale_decay * return_scale + (1.0 - scale_decay) * (hi - lo)
+    norm = jnp.maximum(scale_floor, new_scale)
+  actor_loss = -returns.mean() / norm - entropy_weight * entropy
   values = value_fn(value_params, _sg(feats[:, :-1]))  # [N, H]
   value_loss = (0.5 * jnp.square(values - _sg(returns))).mean()
   loss = actor_weight * actor_loss + value_weight * value_loss
   return loss, {'actor_loss': actor_loss, 'value_loss': value_loss,
                 'entropy': entropy, 'return': returns.mean(),
-                'reward': rewards.mean(), 'value': values.mean(), 'loss': loss}
+                'reward': rewards.mean(), 'value': values.mean(), 'loss': loss,
+                'return_scale': new_scale}
 
 
 def ema_update(target: Any, online: Any, tau: float) -> Any:

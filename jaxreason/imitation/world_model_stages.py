@@ -346,6 +346,7 @@ class OnlineState:
   value: Learner
   target_value: Any
   disc: Learner | None
+  return_scale: Array  # float32 []: the actor's return scale (DreamerV3).
 
 
 class ValueNet(flax.linen.Module):
@@ -404,7 +405,8 @@ def run_aime_v2(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                                 wm_opt.init(wm_params)),
       policy=Learner(pol, pol_opt.init(pol)), value=Learner(val,
                                                             val_opt.init(val)),
-      target_value=val, disc=disc)
+      target_value=val, disc=disc,
+      return_scale=jnp.zeros((), jnp.float32))
   state = sharder.put_params(state)
   wm_loss_fn = wm_lib.make_world_model_loss(
       model, free_nats=config.free_nats, kl_balance=config.kl_balance)
@@ -478,7 +480,11 @@ def run_aime_v2(config: ml_collections.ConfigDict, workdir: str) -> dict:
             horizon=config.horizon, gamma=config.gamma,
             lambda_=config.lambda_, actor_weight=config.actor_weight,
             value_weight=1.0, entropy_weight=config.entropy_weight,
-            reward_fn=reward_fn)
+            reward_fn=reward_fn,
+            return_scale=(state.return_scale if config.return_norm
+                          else None),
+            scale_decay=config.return_norm_decay,
+            scale_floor=config.return_norm_floor)
         loss = loss + ac_loss
         m.update({f'ac/{k}': v for k, v in ac_m.items()})
       return loss, m
@@ -489,7 +495,8 @@ def run_aime_v2(config: ml_collections.ConfigDict, workdir: str) -> dict:
     new = state.replace(
         policy=_apply(pol_opt, state.policy, g_pol), value=value,
         target_value=aime.ema_update(state.target_value, value.params,
-                                     config.target_tau))
+                                     config.target_tau),
+        return_scale=m.get('ac/return_scale', state.return_scale))
     return new, dict(m, agent_loss=loss, policy_grad_norm=optax.global_norm(
         g_pol))
 

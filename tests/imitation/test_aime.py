@@ -297,6 +297,24 @@ def test_actor_critic_losses_match_numpy_and_split_gradients():
   assert float(m['value_loss']) == pytest.approx(value, rel=1e-4)
   assert float(total) == pytest.approx(actor + value, rel=1e-4)
 
+  assert float(m['return_scale']) == 1.0  # Normalisation off.
+
+  # DreamerV3 return normalisation: the running scale takes in this batch's
+  # P95 - P5 range of the returns and divides the actor's return term (not
+  # the entropy bonus, not the critic's targets) by max(floor, scale).
+  for prev, floor in ((40.0, 1.0), (0.0, 1.0), (40.0, 100.0)):
+    _, mn = jax.jit(lambda pol, val, prev=prev, floor=floor: (
+        aime.actor_critic_losses(None, pol, val, tgt, wm, tanh_gaussian_policy,
+                                 value_fn, start, rng, return_scale=prev,
+                                 scale_decay=0.9, scale_floor=floor, **kw)))(
+                                     pol, val)
+    lo, hi = np.percentile(ret, [5, 95])
+    scale = 0.9 * prev + 0.1 * (hi - lo)
+    assert float(mn['return_scale']) == pytest.approx(scale, rel=1e-4)
+    want = -ret.mean() / max(floor, scale) - ent * entropy
+    assert float(mn['actor_loss']) == pytest.approx(want, rel=1e-4)
+    assert float(mn['value_loss']) == pytest.approx(value, rel=1e-4)
+
   grad = jax.jit(jax.grad(lambda *a: loss(*a)[0], argnums=(0, 1)))
   g_pol, g_val = grad(pol, val, 0.0, 1.0)
   assert float(jnp.abs(g_pol['mu']).max()) == 0  # value loss: not the actor

@@ -37,6 +37,8 @@ def test_tiny_batch1_run_and_resume(tmp_path, capsys):
   bound = written['ratios']['batch1']['bandwidth_bound']
   assert bound['jaxreason_share'] == pytest.approx(
       r['decode_tok_s'] / bound['bound_tok_s'])
+  assert bound['jaxreason_share_of_matvec_bound'] == pytest.approx(
+      r['decode_tok_s'] / bound['matvec_bound_tok_s'])
   assert written['ratios']['batch1']['jaxreason_over_tunix_tok_s'] is None
   goals = {g['goal']: g['status'] for g in written['goals']}
   assert goals['batch1 tok/s >= tunix'] == 'n/a'
@@ -73,3 +75,23 @@ def test_case_plans():
   assert 'jaxreason_repeated' in shared['frameworks']
   with pytest.raises(app.UsageError, match='unknown case'):
     bench.case_plan('batchy', fv)
+
+
+def test_matvec_shapes_cover_every_weight_matrix():
+  # Qwen2.5-0.5B: tied embedding (read once, by the output projection), so the
+  # products cover every parameter except biases and norm scales.
+  config = bench.TransformerConfig.from_preset('qwen2.5-0.5b')
+  shapes = bench.matvec_shapes(config)
+  assert shapes[-1] == (151936, 896, True)  # Tied: x @ embedding.T.
+  matrices = sum(a * b for a, b, _ in shapes)
+  d, kv = 896, 2 * 64
+  per_layer_vectors = (d + 2 * kv) + 2 * d  # q/k/v biases, two RMSNorms.
+  assert config.num_params() - matrices == 24 * per_layer_vectors + d
+
+
+def test_matvec_chain_rate_is_bytes_over_seconds():
+  config = bench.TransformerConfig.from_preset('tiny')
+  r = bench.measure_matvec_chain(config, 'float32', reps=1)
+  assert r['weight_bytes'] == 4 * sum(a * b for a, b, _ in
+                                      bench.matvec_shapes(config))
+  assert r['bytes_per_s'] == pytest.approx(r['weight_bytes'] / r['seconds'])

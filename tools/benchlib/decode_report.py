@@ -61,6 +61,53 @@ def measure_bandwidth(mib: int) -> dict[str, Any]:
           'read_bytes_per_s': read}
 
 
+def matvec_shapes(config: TransformerConfig) -> list[tuple[int, int, bool]]:
+  """(rows, cols, transposed) of every weight a batch-1 decode step reads.
+
+  Shapes as the model stores them: [in, out] kernels (x @ w), and the tied
+  embedding [vocab, embed] that the output projection reads as x @ w.T.
+  """
+  d, f, h = config.embed_dim, config.mlp_dim, config.head_size
+  layer = [(d, config.num_heads * h), (d, config.num_kv_heads * h),
+           (d, config.num_kv_heads * h), (config.num_heads * h, d), (d, f),
+           (d, f), (f, d)]
+  head = ((config.vocab_size, d, True) if config.tie_embeddings
+          else (d, config.vocab_size, False))
+  return [(a, b, False) for a, b in layer] * config.num_layers + [head]
+
+
+def measure_matvec_chain(config: TransformerConfig, dtype: str,
+                         reps: int = 3) -> dict[str, Any]:
+  """Bytes/s XLA reads weights at through the model's own matvecs.
+
+  One jitted function multiplies a vector by every weight matrix of the
+  model's shape (random values, in the model's layouts), each product
+  feeding the next as in a decode step. No attention, norms or sampling:
+  this is the rate XLA:CPU's matrix-vector products stream weights at, the
+  practical ceiling for a batch-1 decode step built from XLA dots.
+  """
+  shapes = matvec_shapes(config)
+  keys = jax.random.split(jax.random.key(0), len(shapes))
+  ws = [jax.random.normal(k, (a, b), dtype) * 0.02
+        for k, (a, b, _) in zip(keys, shapes)]
+  flags_t = [t for _, _, t in shapes]
+
+  @jax.jit
+  def chain(y, ws):
+    for w, t in zip(ws, flags_t):  # Each input is the previous output.
+      n_in = w.shape[1] if t else w.shape[0]
+      y = jnp.resize(y, (1, n_in)).astype(w.dtype)
+      y = y @ w.T if t else y @ w
+    return y
+
+  x = jnp.ones((1, config.embed_dim), dtype)
+  seconds = _best_time(lambda: chain(x, ws).block_until_ready(), reps)
+  nbytes = sum(a * b for a, b, _ in shapes) * jnp.dtype(dtype).itemsize
+  del ws
+  return {'dtype': dtype, 'weight_bytes': nbytes, 'seconds': seconds,
+          'bytes_per_s': nbytes / seconds}
+
+
 def bandwidth_bound(config: TransformerConfig, bw: float, dtype: str,
                     prompt_len: int, new_tokens: int) -> dict[str, Any]:
   """Batch-1 tokens/s if every step only read weights and the valid cache."""
@@ -124,6 +171,14 @@ def compute_ratios(results: dict[str, Any]) -> dict[str, Any]:
       for fw in ('jaxreason', 'tunix', 'transformers'):
         bound[f'{fw}_share'] = _ratio(_get(results, case, fw, 'decode_tok_s'),
                                       bound['bound_tok_s'])
+      chain = results.get('matvec_chain', {}).get(plan['dtype'])
+      if chain:  # The same bound at XLA's own matvec rate.
+        bound['matvec_chain_bytes_per_s'] = chain['bytes_per_s']
+        bound['matvec_bound_tok_s'] = (chain['bytes_per_s']
+                                       / bound['bytes_per_token'])
+        bound['jaxreason_share_of_matvec_bound'] = _ratio(
+            _get(results, case, 'jaxreason', 'decode_tok_s'),
+            bound['matvec_bound_tok_s'])
       out[case]['bandwidth_bound'] = bound
   bf = _get(results, 'bf16_batch1', 'jaxreason')
   if bf is not None:
@@ -235,6 +290,12 @@ def format_report(results: dict[str, Any]) -> str:
             f'{_fmt(b["jaxreason_share"], ".0%")}, tunix '
             f'{_fmt(b["tunix_share"], ".0%")}, transformers '
             f'{_fmt(b["transformers_share"], ".0%")}')
+        if 'matvec_bound_tok_s' in b:
+          lines.append(
+              f'{case}: XLA matvec chain at the model\'s shapes reads '
+              f'{b["matvec_chain_bytes_per_s"] / 1e9:.1f} GB/s -> bound '
+              f'{b["matvec_bound_tok_s"]:.2f} tok/s; jaxreason decode '
+              f'{_fmt(b["jaxreason_share_of_matvec_bound"], ".0%")} of it')
   b1 = ratios.get('bf16_batch1', {})
   if 'jaxreason_bf16_over_tunix_f32' in b1:
     lines.append(f'bf16 batch1: x tunix f32 '
