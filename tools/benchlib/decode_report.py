@@ -55,7 +55,6 @@ def measure_bandwidth(mib: int) -> dict[str, Any]:
       'jax_matvec': n * 4 / _best_time(
           lambda: matvec(w, v).block_until_ready()),
   }
-  del x, a, w
   read = max(rates['jax_sum'], rates['jax_sum_rows'], rates['numpy_sum'])
   return {'bytes': n * 4, 'rates_bytes_per_s': rates,
           'read_bytes_per_s': read}
@@ -103,7 +102,6 @@ def measure_matvec_chain(config: TransformerConfig, dtype: str,
   x = jnp.ones((1, config.embed_dim), dtype)
   seconds = _best_time(lambda: chain(x, ws).block_until_ready(), reps)
   nbytes = sum(a * b for a, b, _ in shapes) * jnp.dtype(dtype).itemsize
-  del ws
   return {'dtype': dtype, 'weight_bytes': nbytes, 'seconds': seconds,
           'bytes_per_s': nbytes / seconds}
 
