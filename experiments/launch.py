@@ -14,7 +14,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxreason.sharding.mesh import maybe_initialize_distributed
-from jaxreason.train.loop import quiet_library_logs
+from jaxreason.train.run_context import quiet_library_logs
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Checkpoints and logs.')

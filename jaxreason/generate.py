@@ -56,7 +56,7 @@ import jax
 from jaxreason.data.tokenizer import Tokenizer
 from jaxreason.sampling.policy import load_policy
 from jaxreason.sampling.sampler import Sampler
-from jaxreason.train.loop import quiet_library_logs
+from jaxreason.train.run_context import quiet_library_logs
 
 OUTPUT_FIELDS = ('completion', 'completion_ids', 'logprobs', 'finish_reason',
                  'sample_index')

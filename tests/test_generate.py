@@ -21,7 +21,7 @@ from jaxreason.data.tokenizer import CharTokenizer, load_tokenizer
 from jaxreason.sampling import load_policy
 from jaxreason.sampling import reference
 from jaxreason.train import checkpoint as checkpoint_lib
-from jaxreason.train import loop
+from jaxreason.train import run_config
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
@@ -232,12 +232,12 @@ def test_sft_workdir(tmp_path):
   sft.train(config, workdir)
   assert os.path.exists(os.path.join(workdir, 'tokenizer',
                                      'tokenizer_char.json'))
-  saved = loop.load_run_config(workdir)
+  saved = run_config.load_run_config(workdir)
   assert saved.model.to_dict() == config.model.to_dict()
 
   model_config, params, tokenizer = load_policy(workdir)
   assert isinstance(tokenizer, CharTokenizer)
-  assert model_config == loop.model_config_from(config.model,
+  assert model_config == run_config.model_config_from(config.model,
                                                 tokenizer.vocab_size)
   # Restored onto one device; the trainer's own restore (8-device mesh).
   expected = checkpoint_lib.restore_params(os.path.join(workdir,

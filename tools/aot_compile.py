@@ -46,7 +46,7 @@ from jaxreason.models.transformer import Transformer
 from jaxreason.recipes.sft import make_loss_fn
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
-from jaxreason.train import loop, optim
+from jaxreason.train import optim, run_config
 from jaxreason.train.state import abstract_train_state, param_count
 from jaxreason.train.step import batch_sharding, make_train_step
 # pylint: enable=g-import-not-at-top
@@ -135,8 +135,8 @@ def compile_report(config: ml_collections.ConfigDict,
   # Model: the tokenizer only matters when the model takes its vocab size.
   vocab = None
   if not config.model.get('vocab_size', -1):
-    vocab = loop.tokenizer_from_config(config.tokenizer).vocab_size
-  model_cfg = loop.model_config_from(config.model, vocab)
+    vocab = run_config.tokenizer_from_config(config.tokenizer).vocab_size
+  model_cfg = run_config.model_config_from(config.model, vocab)
   model = Transformer(model_cfg)
   tx_factory = lambda mask: optim.make_optimizer(config.optim, mask)[0]
   init_params = lambda rng: model.init(rng, jnp.zeros((1, 1), jnp.int32))[

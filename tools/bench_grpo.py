@@ -87,7 +87,7 @@ from jaxreason.losses.grpo import group_advantages
 from jaxreason.recipes import grpo
 from jaxreason.sampling import Sampler, SamplingParams
 from jaxreason.sampling import sampler as sampler_lib
-from jaxreason.train import rollout as rollout_lib
+from jaxreason.rl import rollout as rollout_lib
 
 # `python tools/bench_grpo.py` and tests loading this file by path alike.
 _TOOLS = os.path.dirname(os.path.abspath(__file__))

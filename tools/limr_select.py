@@ -2,7 +2,7 @@ r"""LIMR: select the training problems whose learning follows the run's.
 
 LIMR (Li et al. 2025, "LIMR: Less is More for RL Scaling") scores each
 training sample by how closely its reward curve over the epochs of an RL run
-follows the average curve (`jaxreason.data.selection.limr_scores`) and keeps
+follows the average curve (`jaxreason.rl.selection.limr_scores`) and keeps
 those above a threshold for the next run. GRPO writes the rewards it sees to
 workdir/limr_rewards.jsonl ({"index", "epoch", "step", "reward"} per prompt
 and step); repeated (index, epoch) entries are averaged.
@@ -33,7 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jaxreason.data import selection, sources
+from jaxreason.data import sources
+from jaxreason.rl import selection
 
 LOG_FILE = 'limr_rewards.jsonl'
 

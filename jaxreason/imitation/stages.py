@@ -33,7 +33,7 @@ from jaxreason.imitation import bco as bco_lib
 from jaxreason.imitation import envs
 from jaxreason.imitation import episodes as ep_lib
 from jaxreason.imitation import sac as sac_lib
-from jaxreason.train import loop
+from jaxreason.train import run_context
 from jaxreason.train import metrics as metrics_lib
 
 EMBODIMENT, DEMOS, INFO = 'embodiment', 'demos', 'info.json'
@@ -140,7 +140,7 @@ def run_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f'sac_steps / total_steps = {chunk} agent steps per '
                      f'chunk must be a whole number of episodes '
                      f'({episode_steps} steps each)')
-  run = loop.RunContext.from_config(workdir, config)
+  run = run_context.RunContext.from_config(workdir, config)
   state = ExpertState(step=jnp.zeros((), jnp.int32), sac=sac_lib.init(
       sac_cfg, env.obs_dim, env.action_dim, jax.random.key(config.seed)))
   state, start = run.resume(state, jax.tree.map(lambda _: None, state))

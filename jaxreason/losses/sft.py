@@ -28,9 +28,26 @@ def next_token_targets(tokens: Array, segment_ids: Array, loss_mask: Array
 
 def token_log_probs(logits: Array, targets: Array,
                     temperature: float | Array = 1.0) -> Array:
-  """log softmax(logits / temperature)[targets]: [B, T, V], [B, T] -> [B, T]."""
+  """log softmax(logits / temperature)[targets]: [B, T, V], [B, T] -> [B, T].
+
+  temperature: a scalar or one per row, [B]. The one log-prob primitive:
+  scoring, GRPO's and DPO's log-probs all come through here.
+  """
+  temperature = jnp.asarray(temperature, jnp.float32)
+  if temperature.ndim == 1:
+    temperature = temperature[:, None, None]  # [B] -> [B, 1, 1]
   logp = jax.nn.log_softmax(logits.astype(jnp.float32) / temperature, axis=-1)
   return jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+
+
+def next_token_log_probs(logits: Array, tokens: Array,
+                         temperature: float | Array = 1.0) -> Array:
+  """[B, T-1]: entry t is log p(tokens[:, t+1] | tokens[:, :t+1]).
+
+  logits: [B, T, V] of the model run on tokens [B, T]; temperature as in
+  `token_log_probs`.
+  """
+  return token_log_probs(logits[:, :-1], tokens[:, 1:], temperature)
 
 
 def sft_loss(logits: Array, tokens: Array, segment_ids: Array,

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreason.models import attention
 from jaxreason.sharding.rules import constrain
 
 Array = jax.Array
@@ -251,7 +252,7 @@ class LayerCache:
 
   k, v hold all layers, [L, B, S, K, D]: `write` scatters this layer's new
   keys and values into them, which XLA does in place, and `attend` reads them
-  block by block through `attention_fn` (see jaxreason/sampling/attention.py).
+  block by block through `attention_fn` (see jaxreason/models/attention.py).
   """
 
   k: Array  # [L, B, S, K, D]
@@ -377,7 +378,7 @@ class Transformer(nn.Module):
     cache position); their keys and values are written at cache indices
     [lengths[b], lengths[b] + num_new[b]) and the queries attend over the
     cache with `attention_fn` (default: the blocked jnp attention of
-    jaxreason/sampling/attention.py). The caller keeps lengths + num_new <= S
+    jaxreason/models/attention.py). The caller keeps lengths + num_new <= S
     (writes past S are dropped). Returns (logits, new cache), or
     (logits, hidden, new cache); with `last_only` logits [B, V] (hidden
     [B, D]) are those of each row's last real token (index num_new[b] - 1).
@@ -400,9 +401,7 @@ class Transformer(nn.Module):
       positions = cache.lengths[:, None] + jnp.arange(t, dtype=jnp.int32)
       is_new = jnp.arange(t)[None, :] < num_new[:, None]  # [B, T]
       if attention_fn is None:
-        # Imported here: jaxreason.sampling imports this module.
-        from jaxreason.sampling import attention  # pylint: disable=g-import-not-at-top
-        attention_fn = attention.make_attention_fn(attention.AttentionSpec())
+        attention_fn = attention.default_attention_fn
       layer_cache = LayerCache(
           k=cache.k, v=cache.v, layer=0,
           write_index=jnp.where(is_new, positions, size),

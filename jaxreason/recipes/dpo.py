@@ -46,18 +46,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxreason.data import selection, sources
+from jaxreason.data import sources
 from jaxreason.data.tokenizer import Tokenizer
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.dpo import LOSS_TYPES, dpo_loss
 from jaxreason.models.transformer import Transformer, TransformerConfig
 from jaxreason.recipes.grpo import load_policy_or_init
 from jaxreason.rewards import task_rewards
+from jaxreason.rl import selection
+from jaxreason.rl.rollout import safe_rewards
 from jaxreason.sampling.scoring import token_logprobs
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
-from jaxreason.train import loop, optim, plots
-from jaxreason.train.rollout import safe_rewards
+from jaxreason.train import optim, plots, run_context
 from jaxreason.train.state import state_from_params
 from jaxreason.train.step import batch_sharding, make_train_step
 
@@ -280,7 +281,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       'params']
   state, shardings = state_from_params(params, init_fn, tx_factory, mesh,
                                        rules)
-  run = loop.RunContext.from_config(workdir, config)
+  run = run_context.RunContext.from_config(workdir, config)
   state, start = run.resume(state, shardings)
 
   # Pairs and their reference log-probs, once (reloaded on resume).

@@ -43,16 +43,17 @@ import numpy as np
 from jaxreason.data import sources
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.grpo import group_advantages, grpo_loss
+from jaxreason.losses.sft import next_token_log_probs
 from jaxreason.models import hf
 from jaxreason.models import lora
 from jaxreason.models.transformer import Transformer, init_params
 from jaxreason.rewards import task_rewards
+from jaxreason.rl import rollout as rollout_lib
 from jaxreason.sampling import Sampler
-from jaxreason.sampling.scoring import logprobs_from_logits
+from jaxreason.sampling.policy import load_policy
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
-from jaxreason.train import loop, optim, plots
-from jaxreason.train import rollout as rollout_lib
+from jaxreason.train import optim, plots, run_config, run_context
 from jaxreason.train.state import state_from_params
 from jaxreason.train.step import batch_sharding, make_train_step
 
@@ -113,7 +114,7 @@ def make_loss_fn(model_cfg, config, apply=None):
 
   def loss_fn(params, batch, rng, frozen):
     logits = apply(params, batch['tokens'], rng)  # [N, W, V]
-    logps = logprobs_from_logits(logits, batch['tokens'],
+    logps = next_token_log_probs(logits, batch['tokens'],
                                  config.temperature)  # [N, W-1]
     old = batch['old_logps'] if config.num_iterations > 1 else None
     loss, metrics = grpo_loss(
@@ -135,10 +136,9 @@ def make_loss_fn(model_cfg, config, apply=None):
 def load_policy_or_init(config: ml_collections.ConfigDict):
   """(model config, params, tokenizer) of `config.policy`, or a random model."""
   if config.policy:
-    from jaxreason.sampling.policy import load_policy  # pylint: disable=g-import-not-at-top
     return load_policy(config.policy)
-  tokenizer = loop.tokenizer_from_config(config.tokenizer)
-  model_cfg = loop.model_config_from(config.model, tokenizer.vocab_size)
+  tokenizer = run_config.tokenizer_from_config(config.tokenizer)
+  model_cfg = run_config.model_config_from(config.model, tokenizer.vocab_size)
   logging.warning('config.policy is empty: starting from a random model')
   return model_cfg, init_params(model_cfg, jax.random.key(config.seed)), (
       tokenizer)
@@ -205,7 +205,7 @@ def build(config: ml_collections.ConfigDict) -> GRPOSetup:
       schedule=optim.make_schedule(config.optim), rules=rules,
       grad_accum_steps=config.grad_accum_steps)
   ref_apply = policy.reference or (lambda p, t: policy.apply(p, t, None))
-  ref_logps_fn = jax.jit(lambda p, t: logprobs_from_logits(
+  ref_logps_fn = jax.jit(lambda p, t: next_token_log_probs(
       ref_apply(p, t), t, config.temperature))
   prompt_len = max(len(tokenizer.encode(r['prompt'])) + 1
                    for r in train_records)
@@ -233,10 +233,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   batch_sh, num_rows = s.batch_sh, s.num_rows
   # The run's config with the policy's actual shape, so that `load_policy`
   # (and the generate CLI) can open this workdir like an SFT one.
-  run_config = ml_collections.ConfigDict(config.to_dict())
-  run_config.model = dataclasses.asdict(model_cfg)
-  loop.save_run_config(workdir, run_config, tokenizer)
-  run = loop.RunContext.from_config(workdir, config)
+  saved_config = ml_collections.ConfigDict(config.to_dict())
+  saved_config.model = dataclasses.asdict(model_cfg)
+  run_config.save_run_config(workdir, saved_config, tokenizer)
+  run = run_context.RunContext.from_config(workdir, config)
   state, start = run.resume(s.state, s.shardings)
   s.state = None  # The loop owns (and donates) the state from here.
 

@@ -25,9 +25,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxreason.data import pipeline, sources
-from jaxreason.data import selection
-from jaxreason.data import synthetic
+from jaxreason.data import pipeline, sources, synthetic
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.sft import sft_loss
 from jaxreason.models import hf
@@ -35,9 +33,11 @@ from jaxreason.models import lora
 from jaxreason.models.transformer import Transformer
 from jaxreason.models.transformer import init_params as random_params
 from jaxreason.rewards import task_rewards
+from jaxreason.rl import selection
+from jaxreason.sampling import policy
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
-from jaxreason.train import loop, optim, plots
+from jaxreason.train import optim, plots, run_config, run_context
 from jaxreason.train.state import abstract_train_state
 from jaxreason.train.step import LossFn, batch_sharding, make_train_step
 
@@ -72,8 +72,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   rules = rules_lib.rules_from_config(config.get('sharding_rules'))
 
   # Data.
-  tokenizer = loop.tokenizer_from_config(config.tokenizer)
-  loop.save_run_config(workdir, config, tokenizer)  # For load_policy(workdir).
+  tokenizer = run_config.tokenizer_from_config(config.tokenizer)
+  run_config.save_run_config(workdir, config, tokenizer)  # For load_policy(workdir).
   train_records, eval_records = sources.sft_records(config.data)
   train_records = filter_train_records(config, train_records, tokenizer,
                                        workdir)
@@ -84,7 +84,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   data_iter = iter(dataset)
 
   # Model and state.
-  model_cfg = loop.model_config_from(config.model, tokenizer.vocab_size)
+  model_cfg = run_config.model_config_from(config.model, tokenizer.vocab_size)
   model = Transformer(model_cfg)
   logging.info('Model: %s (%.2fM parameters)', model_cfg,
                model_cfg.num_params() / 1e6)
@@ -122,7 +122,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       state = with_base(state, params)
     return state
 
-  run = loop.RunContext(workdir, config.total_steps,
+  run = run_context.RunContext(workdir, config.total_steps,
                         save_every=config.checkpoint_every,
                         log_every=config.log_every)
   state, start = run.restore_or_init(abstract, fresh_state, data_iter)
@@ -238,9 +238,8 @@ def params_from_workdir(workdir: str, model_cfg) -> Any:
   the next on another; `train.checkpoint.restore_params` would use the saved
   shardings and read the optimizer state as well.
   """
-  from jaxreason.sampling import policy  # pylint: disable=g-import-not-at-top
-  run_config = loop.load_run_config(workdir)
-  saved = loop.model_config_from(run_config.model, model_cfg.vocab_size)
+  saved_config = run_config.load_run_config(workdir)
+  saved = run_config.model_config_from(saved_config.model, model_cfg.vocab_size)
   shapes = lambda c: jax.tree.map(
       lambda a: a.shape, jax.eval_shape(lambda k: random_params(c, k),
                                         jax.random.key(0)))
@@ -249,7 +248,7 @@ def params_from_workdir(workdir: str, model_cfg) -> Any:
                      f'have the parameters of this run\'s model {model_cfg}')
   params = policy.restore_params(  # A LoRA run's adapters are merged.
       os.path.join(workdir, 'checkpoints'), model_cfg,
-      lora_cfg=lora.config_from(run_config.get('lora')))
+      lora_cfg=lora.config_from(saved_config.get('lora')))
   logging.info('Initialised params from %s', workdir)
   return params
 
@@ -284,12 +283,11 @@ def filter_train_records(config: ml_collections.ConfigDict,
     raise ValueError(f"data.filter.kind={f['kind']!r}: expected 'pass_rate'")
   source = f.get('policy') or config.get('init_workdir')
   if source:
-    from jaxreason.sampling import policy  # pylint: disable=g-import-not-at-top
     model_cfg, params, _ = policy.load_policy(source, tokenizer=tokenizer)
   else:
     logging.warning('data.filter: no policy and no init_workdir: filtering '
                     'with a random model (only sensible for debugging)')
-    model_cfg = loop.model_config_from(config.model, tokenizer.vocab_size)
+    model_cfg = run_config.model_config_from(config.model, tokenizer.vocab_size)
     params = random_params(model_cfg, jax.random.key(config.seed))
   reward_cfg = dict(f.get('reward') or {'kind': 'synthetic'})
   kept, rates = selection.filter_by_pass_rate(

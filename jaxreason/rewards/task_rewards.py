@@ -7,7 +7,11 @@
 kind='synthetic': exact checks of the arithmetic task (`accuracy`: the last
 \\boxed{} equals the gold answer; `step`: share of correct steps, a dense
 process reward; `format`: the solution parses as steps + a box).
-kind='math': the answer grader (`accuracy` via `rewards.grader.grade`).
+kind='math': `math_rewards.rewards_from_config` over the records' 'answer'
+  field, each entry a weight or {'weight': w, **options}:
+    dict(kind='math', accuracy=1.0,
+         overlong={'weight': 1.0, 'max_len': 4096, 'cache_len': 512})
+  Token lengths (cosine, overlong) are the tokenizer's lengths of the texts.
 kind='python': fn='package.module:function', called as reward_fn(texts, records).
 """
 
@@ -20,6 +24,7 @@ import numpy as np
 
 from jaxreason.data import synthetic
 from jaxreason.data.tokenizer import Tokenizer
+from jaxreason.rewards import math_rewards
 
 RewardFn = Callable[[Sequence[str], Sequence[Mapping[str, Any]]], np.ndarray]
 
@@ -56,13 +61,20 @@ def synthetic_reward_fn(weights: Mapping[str, float]) -> RewardFn:
   return fn
 
 
-def math_reward_fn(weights: Mapping[str, float]) -> RewardFn:
-  from jaxreason.rewards import grader  # pylint: disable=g-import-not-at-top
-  w_acc = float(weights.get('accuracy', 1.0))
+def math_reward_fn(cfg: Mapping[str, Any],
+                   tokenizer: Tokenizer | None = None) -> RewardFn:
+  """The named `math_rewards` (weight or {'weight', **options}) as a RewardFn."""
+  entries = {name: dict(v) if isinstance(v, Mapping) else {'weight': float(v)}
+             for name, v in cfg.items()} or {'accuracy': {'weight': 1.0}}
+  combined = math_rewards.rewards_from_config(entries)
 
   def fn(texts, records):
-    return np.asarray([w_acc * float(grader.grade(t, str(r['answer'])))
-                       for t, r in zip(texts, records)], np.float32)
+    if tokenizer is not None:
+      lengths = np.asarray([len(tokenizer.encode(t)) for t in texts])
+    else:
+      lengths = np.asarray([len(t) for t in texts])
+    total, _ = combined(texts, [str(r['answer']) for r in records], lengths)
+    return total
 
   return fn
 
@@ -70,14 +82,13 @@ def math_reward_fn(weights: Mapping[str, float]) -> RewardFn:
 def make_reward_fn(cfg: Mapping[str, Any], tokenizer: Tokenizer | None = None
                    ) -> RewardFn:
   """Reward function from `config.reward` (see module docstring)."""
-  del tokenizer  # Token-length rewards read lengths from the rollouts.
   cfg = dict(cfg)
   kind = cfg.pop('kind', 'synthetic')
   cfg.pop('correct_threshold', None)
   if kind == 'synthetic':
     return synthetic_reward_fn(cfg)
   if kind == 'math':
-    return math_reward_fn(cfg)
+    return math_reward_fn(cfg, tokenizer)
   if kind == 'python':  # A user function 'package.module:name'.
     module, _, name = str(cfg['fn']).partition(':')
     return getattr(importlib.import_module(module), name)

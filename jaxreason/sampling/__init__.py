@@ -15,9 +15,9 @@ tokenizer) from a Hugging Face folder or a jaxreason workdir
 (`load_policy`), and `python -m jaxreason.generate` samples a JSONL file.
 """
 
+from jaxreason.models.attention import cached_attention
+from jaxreason.models.attention import decode_attention_reference
 from jaxreason.sampling.attention import AttentionSpec
-from jaxreason.sampling.attention import cached_attention
-from jaxreason.sampling.attention import decode_attention_reference
 from jaxreason.sampling.cache import DecodeState
 from jaxreason.sampling.cache import KVCache
 from jaxreason.sampling.policy import load_policy

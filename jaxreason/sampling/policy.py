@@ -10,9 +10,9 @@ The folder is either
   its shards), and the tokenizer files (tokenizer.json, ...), read with
   `jaxreason.models.hf.load_checkpoint` and `load_tokenizer`; or
 * a jaxreason workdir, as the recipes leave it: config.json (the run's
-  ml_collections config, written at start by `loop.save_run_config`),
+  ml_collections config, written at start by `run_config.save_run_config`),
   checkpoints/ (orbax) and tokenizer/ (character and SentencePiece
-  tokenizers). The model config is rebuilt with `loop.model_config_from`,
+  tokenizers). The model config is rebuilt with `run_config.model_config_from`,
   the tokenizer from tokenizer/ or else `config.tokenizer`, and only the
   parameters of the train state are read (no optimizer state), onto the
   local devices whatever mesh the run was saved from. `workdir/checkpoints`
@@ -31,13 +31,12 @@ from typing import Any
 from absl import logging
 import flax.linen as nn
 import jax
-import orbax.checkpoint as ocp
 
 from jaxreason.data.tokenizer import Tokenizer, load_tokenizer
 from jaxreason.models import hf
 from jaxreason.models import lora
 from jaxreason.models.transformer import TransformerConfig, abstract_params
-from jaxreason.train import loop
+from jaxreason.train import checkpoint, run_config
 
 Params = Any
 _HF_WEIGHTS = ('model.safetensors', 'model.safetensors.index.json')
@@ -58,7 +57,7 @@ def _kind(path: str) -> str:
   raise FileNotFoundError(
       f'{path}: neither a Hugging Face checkpoint (looked for config.json and '
       f'{" or ".join(_HF_WEIGHTS)}) nor a jaxreason workdir (looked for '
-      f'{CHECKPOINTS_DIR}/ and {loop.RUN_CONFIG_FILE}); found '
+      f'{CHECKPOINTS_DIR}/ and {run_config.RUN_CONFIG_FILE}); found '
       f'{sorted(os.listdir(path))}')
 
 
@@ -84,7 +83,7 @@ def load_policy(path: str, *, dtype: str | None = None,
   path = os.path.abspath(os.fspath(path))
   if (os.path.basename(path) == CHECKPOINTS_DIR
       and os.path.exists(os.path.join(os.path.dirname(path),
-                                      loop.RUN_CONFIG_FILE))):
+                                      run_config.RUN_CONFIG_FILE))):
     path = os.path.dirname(path)
   kind = _kind(path)
   if isinstance(tokenizer, str):
@@ -109,14 +108,15 @@ def load_policy(path: str, *, dtype: str | None = None,
 def _load_workdir(path: str, dtype: str | None,
                   tokenizer: Tokenizer | None, step: int | None
                   ) -> tuple[TransformerConfig, Params, Tokenizer]:
-  run_config = loop.load_run_config(path)
+  saved_config = run_config.load_run_config(path)
   if tokenizer is None:
-    saved = os.path.join(path, loop.TOKENIZER_DIR)
+    saved = os.path.join(path, run_config.TOKENIZER_DIR)
     tokenizer = (load_tokenizer(saved) if os.path.isdir(saved) else
-                 loop.tokenizer_from_config(run_config.tokenizer))
-  config = loop.model_config_from(run_config.model, tokenizer.vocab_size)
+                 run_config.tokenizer_from_config(saved_config.tokenizer))
+  config = run_config.model_config_from(saved_config.model,
+                                        tokenizer.vocab_size)
   params = restore_params(os.path.join(path, CHECKPOINTS_DIR), config, step,
-                          lora_cfg=lora.config_from(run_config.get('lora')))
+                          lora_cfg=lora.config_from(saved_config.get('lora')))
   if dtype:
     config = config.replace(dtype=dtype, param_dtype=dtype)
     params = jax.tree.map(lambda x: x.astype(config.jnp_param_dtype), params)
@@ -126,37 +126,16 @@ def _load_workdir(path: str, dtype: str | None,
 def restore_params(directory: str, config: TransformerConfig,
                    step: int | None = None, *,
                    lora_cfg: lora.LoraConfig | None = None) -> Params:
-  """The params of a saved train state, on the default device.
+  """The Transformer params of a saved train state, on the first local device.
 
-  A partial restore (the optimizer state is not read) onto an explicit
-  target, so it works on any topology: `train.checkpoint.restore_params`
-  without a target uses the saved shardings, which fail on a different
-  device count. `config` is the run's model config (its param_dtype is
-  the saved one). With `lora_cfg` the saved params are LoRA's
-  {'base', 'lora'}, and the merged Transformer params are returned.
+  `checkpoint.restore_params` onto the model's abstract params (a partial
+  restore: no optimizer state; any saved topology). `config` is the run's
+  model config (its param_dtype is the saved one). With `lora_cfg` the saved
+  params are LoRA's {'base', 'lora'}, and the merged params are returned.
   """
-  directory = os.path.abspath(directory)
-  manager = ocp.CheckpointManager(directory)
-  try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f'{directory}: no checkpoint steps in it')
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shapes = nn.unbox(abstract_params(config) if lora_cfg is None else
-                      lora.abstract_params(config, lora_cfg))
-    target = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-        shapes)
-    args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=device),
-                        shapes)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeRestore(
-            item={'params': target}, restore_args={'params': args},
-            partial_restore=True)))
-  finally:
-    manager.close()
-  params = restored['state']['params']
+  shapes = nn.unbox(abstract_params(config) if lora_cfg is None else
+                    lora.abstract_params(config, lora_cfg))
+  params = checkpoint.restore_params(directory, shapes, step)
   if lora_cfg is not None:
     params = jax.jit(lora.merge, static_argnums=1)(params, lora_cfg)
-  logging.info('Restored params of step %d from %s', step, directory)
   return params

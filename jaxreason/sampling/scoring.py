@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from jaxreason.losses.sft import next_token_log_probs
 from jaxreason.models.transformer import Transformer, TransformerConfig
 
 Array = jax.Array
@@ -31,16 +31,7 @@ def token_logprobs(params: Any, config: TransformerConfig, tokens: Array,
   temperature: scalar or [B]; logits are divided by it before log-softmax.
   """
   logits = Transformer(config).apply({'params': params}, tokens)  # [B, T, V]
-  return logprobs_from_logits(logits, tokens, temperature)
-
-
-def logprobs_from_logits(logits: Array, tokens: Array,
-                         temperature: Array | float = 1.0) -> Array:
-  """`token_logprobs` from given logits [B, T, V] (e.g. of a LoRA apply)."""
-  temperature = jnp.broadcast_to(
-      jnp.asarray(temperature, jnp.float32), (tokens.shape[0],))
-  logp = jax.nn.log_softmax(logits[:, :-1] / temperature[:, None, None], -1)
-  return jnp.take_along_axis(logp, tokens[:, 1:, None], -1)[..., 0]
+  return next_token_log_probs(logits, tokens, temperature)
 
 
 _token_logprobs_jit = jax.jit(token_logprobs, static_argnames=('config',))

@@ -87,18 +87,37 @@ class Checkpointer:
 
 def restore_params(directory: str, abstract_params: Any | None = None,
                    step: int | None = None) -> Any:
-  """Params only, from a jaxreason workdir's checkpoints (for sampling/eval)."""
-  manager = ocp.CheckpointManager(os.path.abspath(directory))
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f'No checkpoint in {directory}')
-  restored = manager.restore(
-      step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  params = restored['state']['params']
-  if abstract_params is not None:
-    params = jax.tree.map(
-        lambda x, a: jax.device_put(x, a.sharding)
-        if getattr(a, 'sharding', None) is not None else x,
-        params, abstract_params)
-  manager.close()
-  return params
+  """The params of a saved train state, without its optimizer state.
+
+  With `abstract_params` (a tree of `jax.ShapeDtypeStruct`, e.g. from
+  `jax.eval_shape`): a partial restore onto exactly that target, so it
+  works on any topology; leaves without a sharding go to the first local
+  device, leaves with one are read straight into it (a mesh). Without it:
+  the saved tree as saved, onto the saved shardings (same topology only).
+  """
+  directory = os.path.abspath(directory)
+  manager = ocp.CheckpointManager(directory)
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'{directory}: no checkpoint steps in it')
+    if abstract_params is None:
+      restored = manager.restore(
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    else:
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      sharding = lambda a: getattr(a, 'sharding', None) or device
+      target = jax.tree.map(
+          lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
+                                         sharding=sharding(a)),
+          abstract_params)
+      args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=sharding(a)),
+                          abstract_params)
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.PyTreeRestore(
+              item={'params': target}, restore_args={'params': args},
+              partial_restore=True)))
+  finally:
+    manager.close()
+  logging.info('Restored params of step %d from %s', step, directory)
+  return restored['state']['params']

@@ -19,7 +19,7 @@ import pytest
 
 from jaxreason.models import hf, lora
 from jaxreason.sampling import load_policy
-from jaxreason.train import checkpoint, loop
+from jaxreason.train import checkpoint, run_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -101,8 +101,8 @@ def test_sft_debug_lora_exports_merged_model(tmp_path):
   assert result['export_hf'] == c.export_hf
 
   lora_cfg = lora.config_from(c.lora)
-  model_cfg = loop.model_config_from(
-      c.model, loop.tokenizer_from_config(c.tokenizer).vocab_size)
+  model_cfg = run_config.model_config_from(
+      c.model, run_config.tokenizer_from_config(c.tokenizer).vocab_size)
   saved = _saved_params(workdir)
   initial = nn.unbox(jax.jit(lambda r: lora.init_params(
       model_cfg, lora_cfg, r))(jax.random.PRNGKey(c.seed)))
@@ -130,6 +130,6 @@ def test_lora_off_by_default():
     _config('sft', 'debug,lroa')
   # The default model has the layers the default targets name.
   c = _config('grpo', 'debug,lora')
-  cfg = loop.model_config_from(c.model, 64)
+  cfg = run_config.model_config_from(c.model, 64)
   assert len(lora.targeted_layers(cfg, lora.config_from(c.lora))) == (
       7 * cfg.num_layers)

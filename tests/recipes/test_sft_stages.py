@@ -11,7 +11,7 @@ import pytest
 from jaxreason.data import sources, synthetic
 from jaxreason.models.transformer import init_params
 from jaxreason.recipes import sft
-from jaxreason.train import loop
+from jaxreason.train import run_config
 from jaxreason.train.checkpoint import Checkpointer
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -27,10 +27,10 @@ def _config(name, arg='debug'):
 
 def test_params_from_workdir_restores_the_saved_params(tmp_path):
   c = _config('light_r1', 'stage1,debug')
-  tok = loop.tokenizer_from_config(c.tokenizer)
-  model_cfg = loop.model_config_from(c.model, tok.vocab_size)
+  tok = run_config.tokenizer_from_config(c.tokenizer)
+  model_cfg = run_config.model_config_from(c.model, tok.vocab_size)
   params = init_params(model_cfg, jax.random.key(7))
-  loop.save_run_config(str(tmp_path), c, tok)
+  run_config.save_run_config(str(tmp_path), c, tok)
   ckpt = Checkpointer(str(tmp_path / 'checkpoints'), async_save=False)
   ckpt.save(5, {'step': np.int32(5), 'params': params}, force=True)
   ckpt.close()

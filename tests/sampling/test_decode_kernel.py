@@ -1,6 +1,6 @@
 """Pallas decode attention (interpret mode on CPU) vs references; lowering.
 
-References: `jaxreason.sampling.attention.decode_attention_reference` (the
+References: `jaxreason.models.attention.decode_attention_reference` (the
 contract, shared with the sampler tests) and a per-head float64 NumPy loop.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from jaxreason.sampling import kernels
-from jaxreason.sampling.attention import decode_attention_reference
+from jaxreason.models.attention import decode_attention_reference
 from jaxreason.sampling.kernels import decode_attention
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(

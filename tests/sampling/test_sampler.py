@@ -9,11 +9,12 @@ from jaxreason.models import hf
 from jaxreason.sampling import DecodeState
 from jaxreason.sampling import SamplingParams
 from jaxreason.sampling import Sampler
-from jaxreason.sampling import attention
+from jaxreason.sampling import attention as sampling_attention
 from jaxreason.sampling import reference
 from jaxreason.sampling import sampler as sampler_lib
 
 from sampling_testlib import BATCH, CONFIG, SAMPLER_KW, prompts_of
+from sampling_testlib import random_params
 
 LENGTHS = [6, 13, 1, 21]
 
@@ -141,27 +142,38 @@ def test_cache_limits(params, sampler):
     sampler.extend(params, state, [[], [1] * 58, [], []])
 
 
-def test_pallas_switch_calls_the_kernel(params, sampler, monkeypatch):
-  """A stand-in kernel (the jnp reference) behind attention_impl='pallas'."""
+def test_pallas_kernel_inside_the_sampler(params, sampler, monkeypatch):
+  """The real Pallas decode kernel (interpret mode) behind attention_impl='pallas'.
+
+  A spy records each call and runs the kernel itself; greedy tokens and
+  log-probs must equal the jnp sampler's. The kernel's GPU path (the one
+  interpret mode runs on a CPU) needs head_dim >= 16: the tiny config with
+  head_dim 16.
+  """
+  del params, sampler
+  config = CONFIG.replace(head_dim=16)
+  params = random_params(config, seed=3)
   calls = []
+  kernel = sampling_attention.decode_attention
 
-  def decode_attention(q, k, v, lengths, *, layer, block_size, interpret):
+  def spy(q, k, v, lengths, *, layer, block_size, interpret):
     calls.append((q.shape, k.shape, layer, block_size, interpret))
-    return attention.decode_attention_reference(q, k[layer], v[layer],
-                                                lengths)
+    return kernel(q, k, v, lengths, layer=layer, block_size=block_size,
+                  interpret=interpret)
 
-  monkeypatch.setattr(attention, 'load_kernel', lambda: decode_attention)
-  pallas = Sampler(CONFIG, eos_ids=(), attention_impl='pallas',
+  monkeypatch.setattr(sampling_attention, 'decode_attention', spy)
+  pallas = Sampler(config, eos_ids=(), attention_impl='pallas',
                    interpret=True, **SAMPLER_KW)
+  jnp_sampler = Sampler(config, eos_ids=(), **SAMPLER_KW)
   prompts = prompts_of(LENGTHS, seed=17)
   _, out = _sample(pallas, params, prompts, 0, temperature=0.0)
-  _, ref = _sample(sampler, params, prompts, 0, temperature=0.0)
+  _, ref = _sample(jnp_sampler, params, prompts, 0, temperature=0.0)
   assert out.token_lists() == ref.token_lists()
   np.testing.assert_allclose(np.asarray(out.logprobs),
                              np.asarray(ref.logprobs), atol=1e-5)
   # Traced once per layer for decode steps only (prefill stays jnp), with
   # the stacked cache [L, B, S, K, D] and the layer index.
-  assert calls == [((BATCH, 4, 8), (2, BATCH, 64, 2, 8), layer, 16, True)
+  assert calls == [((BATCH, 4, 16), (2, BATCH, 64, 2, 16), layer, 16, True)
                    for layer in range(2)]
 
 

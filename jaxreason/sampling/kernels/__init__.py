@@ -1,11 +1,11 @@
 """Pallas kernels for the KV-cache sampler.
 
 `decode_attention_reference` is the plain-jnp contract of `decode_attention`;
-it lives in jaxreason.sampling.attention and is re-exported here (one
+it lives in jaxreason.models.attention and is re-exported here (one
 reference for the kernel tests, the sampler tests and tools/).
 """
 
-from jaxreason.sampling.attention import decode_attention_reference
+from jaxreason.models.attention import decode_attention_reference
 from jaxreason.sampling.kernels.decode_attention import decode_attention
 
 __all__ = ['decode_attention', 'decode_attention_reference']

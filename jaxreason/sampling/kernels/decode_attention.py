@@ -42,7 +42,7 @@ layout change of `jaxreason.sampling.cache`), left for when the TPU path is
 tuned on a TPU.
 
 The contract, and what the tests compare against, is
-`jaxreason.sampling.attention.decode_attention_reference` (re-exported here).
+`jaxreason.models.attention.decode_attention_reference` (re-exported here).
 
 The last block is clamped to start at S - block_size when S is not a multiple
 of `block_size`; positions below i * block_size (already seen) or >= length
@@ -272,7 +272,7 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   """Grouped-query decode attention of one new token per row (Pallas).
 
   The contract (and the reference the tests check) is
-  `jaxreason.sampling.attention.decode_attention_reference` applied to
+  `jaxreason.models.attention.decode_attention_reference` applied to
   (q, k[layer], v[layer], lengths).
 
   Args:

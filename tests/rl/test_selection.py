@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxreason.data import selection
+from jaxreason.rl import selection
 from jaxreason.data.tokenizer import CharTokenizer
 from jaxreason.models.transformer import TransformerConfig, init_params
 

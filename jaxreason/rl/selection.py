@@ -26,7 +26,7 @@ import numpy as np
 from jaxreason.data.tokenizer import Tokenizer
 from jaxreason.models.transformer import TransformerConfig
 from jaxreason.sampling import Sampler
-from jaxreason.train.rollout import safe_rewards
+from jaxreason.rl.rollout import safe_rewards
 
 RewardFn = Callable[[Sequence[str], Sequence[Mapping[str, Any]]], np.ndarray]
 

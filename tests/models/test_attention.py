@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreason.models.transformer import dot_product_attention
-from jaxreason.sampling import attention
+from jaxreason.models import attention
 
 # Jitted: eager loops would compile on every call.
 cached_attention = jax.jit(attention.cached_attention,

@@ -1,0 +1,114 @@
+"""One training run's bookkeeping: resume, checkpoints, metrics, progress.
+
+  ctx = RunContext.from_config(workdir, config)
+  state, start = ctx.resume(state, shardings, data_iter)
+  for step in range(start, config.total_steps):
+    state, metrics = train_step(state, batch, rng)
+    if ctx.after_step(step + 1, state, metrics, tokens=n, data_iter=data_iter):
+      break  # SIGTERM: saved, stop.
+  ctx.close()
+"""
+
+from __future__ import annotations
+
+import logging as std_logging
+import os
+import signal
+from typing import Any
+
+from absl import logging
+import jax
+
+from jaxreason.train.checkpoint import Checkpointer
+from jaxreason.train.metrics import MetricWriter, Progress
+
+
+class _DropInfoFrom:
+  """logging.Filter dropping INFO records from some packages (orbax is chatty)."""
+
+  def __init__(self, packages):
+    self._packages = tuple(f'/{p}/' for p in packages)
+
+  def filter(self, record) -> bool:
+    if record.levelno > 20:
+      return True
+    return not any(p in record.pathname for p in self._packages)
+
+
+def quiet_library_logs(packages=('orbax', 'grain')) -> None:
+  """Keeps warnings from `packages` but drops their INFO lines."""
+  filt = _DropInfoFrom(packages)
+  for handler in std_logging.getLogger().handlers + [
+      logging.get_absl_handler()]:
+    handler.addFilter(filt)
+
+
+class StopRequested:
+  """Set by SIGTERM (pre-emption): the loop saves and exits cleanly."""
+
+  def __init__(self):
+    self.flag = False
+    try:
+      signal.signal(signal.SIGTERM, self._handler)
+    except ValueError:  # Not in the main thread (e.g. a notebook worker).
+      pass
+
+  def _handler(self, *_):
+    logging.warning('SIGTERM: saving a checkpoint and stopping')
+    self.flag = True
+
+
+class RunContext:
+  """Checkpointing, metrics and progress of one training run in `workdir`."""
+
+  def __init__(self, workdir: str, total_steps: int, *, save_every: int,
+               log_every: int, max_to_keep: int = 3, async_save: bool = True):
+    self.workdir = workdir
+    os.makedirs(workdir, exist_ok=True)
+    self.ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'),
+                             save_every=save_every, max_to_keep=max_to_keep,
+                             async_save=async_save)
+    self.writer = MetricWriter(workdir)
+    self.total_steps = total_steps
+    self.log_every = log_every
+    self.progress: Progress | None = None
+    self.stop = StopRequested()
+
+  @classmethod
+  def from_config(cls, workdir: str, config: Any) -> 'RunContext':
+    """total_steps, checkpoint_every and log_every taken from a recipe config."""
+    return cls(workdir, config.total_steps,
+               save_every=config.checkpoint_every, log_every=config.log_every)
+
+  def resume(self, state, shardings, data_iter=None):
+    """The latest checkpoint onto `shardings` if any, else `state`: (state, step)."""
+    abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        state, shardings)
+    return self.restore_or_init(abstract, lambda: state, data_iter)
+
+  def restore_or_init(self, abstract_state, init_fn, data_iter=None):
+    """Latest checkpoint if there is one, else `init_fn()`; returns (state, step)."""
+    if self.ckpt.latest_step() is not None:
+      state, _ = self.ckpt.restore(abstract_state, data_iter)
+      start = int(jax.device_get(state.step))
+      logging.info('Resuming from step %d', start)
+    else:
+      state, start = init_fn(), 0
+    self.progress = Progress(self.total_steps, start)
+    return state, start
+
+  def after_step(self, step: int, state, metrics, *, tokens: float,
+                 data_iter=None) -> bool:
+    """Logs, saves when due; `step` counts completed steps. True = stop now."""
+    stats = self.progress.update(step, tokens)
+    last = step == self.total_steps or self.stop.flag
+    if step % self.log_every == 0 or last:
+      values = self.writer.write(step, {**metrics, **stats})
+      logging.info('%s', self.progress.line(step, stats, values))
+    self.ckpt.save(step, state, data_iter, force=last)
+    return self.stop.flag
+
+  def close(self) -> None:
+    self.ckpt.close()
+    self.writer.close()
