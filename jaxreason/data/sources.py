@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -41,20 +42,50 @@ def arithmetic_config(task: Mapping[str, Any]) -> synthetic.ArithmeticConfig:
   return synthetic.ArithmeticConfig(**task)
 
 
+# One question in HELD_OUT_BUCKETS belongs to the held-out split, decided by a
+# stable hash of its text: every recipe's training draw (SFT, GRPO, DPO, any
+# size, any seed) excludes it and every evaluation draws from it, so no
+# held-out problem is ever a training problem anywhere in a pipeline.
+HELD_OUT_BUCKETS = 16
+
+
+def is_held_out(question: str) -> bool:
+  """Whether a synthetic question belongs to the held-out split (by hash)."""
+  digest = hashlib.sha256(question.encode('utf-8')).digest()
+  return int.from_bytes(digest[:4], 'little') % HELD_OUT_BUCKETS == 0
+
+
+def _draw(seed: int, n: int, cfg: synthetic.ArithmeticConfig,
+          keep: Callable[[str], bool], unique: bool) -> list:
+  """The first n problems of the seed's stream whose question `keep`s."""
+  rng = np.random.default_rng(seed)
+  out, seen = [], set()
+  for _ in range(max(1000, 100 * n)):
+    if len(out) == n:
+      return out
+    p = synthetic.generate_problem(rng, cfg)
+    if keep(p.question) and not (unique and p.question in seen):
+      out.append(p)
+      seen.add(p.question)
+  if len(out) == n:
+    return out
+  raise ValueError(f'task {cfg}: only {len(out)} of {n} problems found for '
+                   'this split; the problem space is too small')
+
+
 def synthetic_splits(task: Mapping[str, Any], num_train: int, num_eval: int,
                      seed: int) -> tuple[list, list]:
-  """Train and held-out problems; held-out questions never occur in train."""
+  """Train and held-out problems of the synthetic task.
+
+  The split is by question (`is_held_out`), not by draw: train problems
+  (a seeded draw, repeats possible) never include a held-out question, and
+  held-out problems (distinct questions) are the same whatever num_train.
+  """
   cfg = arithmetic_config(task)
-  train = synthetic.generate_dataset(seed, num_train, cfg)
-  seen = {p.question for p in train}
-  held_out = []
-  eval_seed = seed + 1_000_003
-  while len(held_out) < num_eval:
-    batch = synthetic.generate_dataset(eval_seed, 4 * num_eval, cfg)
-    held_out += [p for p in batch if p.question not in seen]
-    seen.update(p.question for p in batch)
-    eval_seed += 1
-  return train, held_out[:num_eval]
+  train = _draw(seed, num_train, cfg, lambda q: not is_held_out(q),
+                unique=False)
+  held_out = _draw(seed + 1_000_003, num_eval, cfg, is_held_out, unique=True)
+  return train, held_out
 
 
 def problem_record(p: synthetic.Problem) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxreason.data import pipeline, sources
+from jaxreason.data import pipeline, sources, synthetic
 from jaxreason.data.tokenizer import CharTokenizer
 
 TOK = CharTokenizer()
@@ -76,5 +76,31 @@ def test_missing_field_and_bad_jsonl_are_named(tmp_path):
 
 def test_synthetic_splits_are_disjoint():
   train, held = sources.synthetic_splits(dict(num_steps=2), 300, 50, seed=0)
-  assert len(held) == 50
+  assert len(held) == 50 and len({p.question for p in held}) == 50
   assert not {p.question for p in train} & {p.question for p in held}
+
+
+def test_held_out_split_is_shared_by_every_draw():
+  """Held-out problems are never training problems of any recipe's draw.
+
+  The quickstart SFT (50k problems), DPO (2,048) and other seeds all
+  exclude the same held-out questions, and evaluation sets do not depend on
+  how many training problems a recipe draws.
+  """
+  task = dict(num_steps=2)
+  _, held = sources.synthetic_splits(task, 10, 64, seed=0)
+  held_q = {p.question for p in held}
+  assert all(sources.is_held_out(q) for q in held_q)
+  for num_train, seed in ((2000, 0), (50, 0), (2000, 1)):
+    train, held2 = sources.synthetic_splits(task, num_train, 64, seed=seed)
+    assert not {p.question for p in train} & held_q
+    assert not any(sources.is_held_out(p.question) for p in train)
+    if seed == 0:
+      assert [p.question for p in held2] == [p.question for p in held]
+  # About 1 in HELD_OUT_BUCKETS raw questions is held out (4,000 draws:
+  # binomial mean 0.0625, standard deviation 0.0038).
+  raw = synthetic.generate_dataset(7, 4000, sources.arithmetic_config(task))
+  rate = np.mean([sources.is_held_out(p.question) for p in raw])
+  assert 0.045 < rate < 0.08, rate
+
+
