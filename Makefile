@@ -1,5 +1,7 @@
 # make quickstart : create .venv, install, train the synthetic-task demo.
 # make test       : create .venv, install with test extras, run the suite.
+# make results    : rerun README figures (ONLY=name,... ; see tools/results.py
+#                   --list) and regenerate the README's tables from their JSON.
 #
 # Everything runs on the CPU here (JAX_PLATFORMS=cpu); on a GPU/TPU host
 # install jax for that backend and launch experiments/*.py directly.
@@ -12,7 +14,7 @@ PYTEST_ARGS ?= -n 2
 export JAX_PLATFORMS ?= cpu
 export TPU_SKIP_MDS_QUERY ?= 1
 
-.PHONY: quickstart test install install-test clean
+.PHONY: quickstart test results install install-test clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,10 @@ quickstart: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+ONLY ?=
+results: $(VENV)/.installed-test
+	$(PY) tools/results.py $(if $(ONLY),--only=$(ONLY),--readme)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
