@@ -41,6 +41,8 @@ from typing import Any, Callable
 from absl import app
 from absl import flags
 
+from jaxreason.train.run_context import quiet_library_logs
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = REPO / 'benchmarks'
 RUNS = REPO / 'runs' / 'results'
@@ -301,16 +303,19 @@ def render_decode(data: dict[str, Any]) -> str:
 
 
 def render_grpo(data: dict[str, Any]) -> str:
-  lines = ['| run | step s | rollout | reference | update | rollout tok/s |',
-           '|---|---|---|---|---|---|']
-  for label, d in zip(('full fine-tuning', 'LoRA rank 8'), data['result']):
+  """Step time and its split, whatever parts (`*_s` of `mean`) the tool timed."""
+  runs = data['result']
+  parts = [k for k, v in runs[0]['mean'].items()
+           if k.endswith('_s') and not k.endswith('tok_s') and
+           isinstance(v, float) and k not in ('wall_s', 'other_s')]
+  lines = ['| run | step s | ' + ' | '.join(k[:-2] for k in parts) +
+           ' | rollout tok/s |', '|---|---|' + '---|' * len(parts) + '---|']
+  for d in runs:
     m = d['mean']
-    step = m['step_s']
-    part = lambda k: (f"{m[k]:.2f} s ({m[k] / step:.0%})"
-                      if m.get(k) is not None else '—')
-    lines.append(f"| {label} | {step:.2f} | {part('rollout_s')} | "
-                 f"{part('reference_s')} | {part('update_s')} | "
-                 f"{m.get('rollout_tok_s', 0):,.0f} |")
+    label = 'LoRA rank 8' if d['flags'].get('lora') else 'full fine-tuning'
+    cells = [f'{m[k]:.2f} s ({m[k] / m["wall_s"]:.0%})' for k in parts]
+    lines.append(f"| {label} | {m['wall_s']:.2f} | " + ' | '.join(cells) +
+                 f" | {m.get('rollout_tok_s', 0):,.0f} |")
   return '\n'.join(lines)
 
 
@@ -432,8 +437,9 @@ def load(r: Result) -> dict[str, Any] | None:
           'source': paths[0]}
 
 
-def rerun(r: Result) -> None:
-  if _FRESH.value:
+def rerun(r: Result, fresh: bool = False) -> None:
+  """Measures `r` (its workdirs deleted first if `fresh`), writes its JSON."""
+  if fresh:
     for w in r.workdirs:
       shutil.rmtree(RUNS / w, ignore_errors=True)
   RUNS.mkdir(parents=True, exist_ok=True)
@@ -442,7 +448,7 @@ def rerun(r: Result) -> None:
   result = r.measure(r)
   write_json(r.path, {'name': r.name, 'provenance': stamp,
                       'seconds': time.time() - start, 'result': result})
-  print(f'wrote {r.path.relative_to(REPO)}')
+  print(f'wrote {r.path}')
 
 
 def render_readme(text: str) -> tuple[str, list[str]]:
@@ -470,6 +476,7 @@ def render_readme(text: str) -> tuple[str, list[str]]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  quiet_library_logs()
   if _LIST.value:
     for r in RESULTS.values():
       print(f'{r.name:18s} benchmarks/{r.json}\n    {" ".join(r.command)}')
@@ -480,7 +487,7 @@ def main(argv):
                          f'{sorted(RESULTS)}')
   if not _README.value:
     for name in _ONLY.value or []:
-      rerun(RESULTS[name])
+      rerun(RESULTS[name], _FRESH.value)
   text, updated = render_readme(README.read_text())
   README.write_text(text)
   print(f'README blocks regenerated: {", ".join(updated) or "none"}')
