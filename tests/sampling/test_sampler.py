@@ -1,5 +1,7 @@
 """The sampler end to end: HF greedy parity, compile-once, seeds, rows."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,10 +12,12 @@ from jaxreason.sampling import DecodeState
 from jaxreason.sampling import SamplingParams
 from jaxreason.sampling import Sampler
 from jaxreason.sampling import attention
+from jaxreason.sampling import kernels
 from jaxreason.sampling import reference
 from jaxreason.sampling import sampler as sampler_lib
 
 from sampling_testlib import BATCH, CONFIG, SAMPLER_KW, prompts_of
+from sampling_testlib import random_params
 
 LENGTHS = [6, 13, 1, 21]
 
@@ -154,7 +158,13 @@ def test_pallas_switch_calls_the_kernel(params, sampler, monkeypatch):
   pallas = Sampler(CONFIG, eos_ids=(), attention_impl='pallas',
                    interpret=True, **SAMPLER_KW)
   prompts = prompts_of(LENGTHS, seed=17)
-  _, out = _sample(pallas, params, prompts, 0, temperature=0.0)
+  try:
+    _, out = _sample(pallas, params, prompts, 0, temperature=0.0)
+  finally:
+    # The jit caches are keyed by the AttentionSpec, not by the kernel: drop
+    # the stand-in's compilation so that later tests trace the real kernel.
+    sampler_lib.decode_loop.clear_cache()
+    sampler_lib.append_tokens.clear_cache()
   _, ref = _sample(sampler, params, prompts, 0, temperature=0.0)
   assert out.token_lists() == ref.token_lists()
   np.testing.assert_allclose(np.asarray(out.logprobs),
@@ -163,6 +173,34 @@ def test_pallas_switch_calls_the_kernel(params, sampler, monkeypatch):
   # the stacked cache [L, B, S, K, D] and the layer index.
   assert calls == [((BATCH, 4, 8), (2, BATCH, 64, 2, 8), layer, 16, True)
                    for layer in range(2)]
+
+
+def test_pallas_kernel_interpreted_matches_jnp():
+  """The real Pallas kernel (interpret mode) inside the jitted decode loop.
+
+  The GPU kernel needs head_dim a power of two >= 16, so this model has
+  head_dim 16 (CONFIG has 8) and 4 query heads over 2 KV heads.
+  """
+  config = dataclasses.replace(CONFIG, head_dim=16)
+  params = random_params(config, seed=1)
+  jnp_sampler = Sampler(config, eos_ids=(), **SAMPLER_KW)
+  pallas = Sampler(config, eos_ids=(), attention_impl='pallas',
+                   interpret=True, **SAMPLER_KW)
+  assert attention.load_kernel() is kernels.decode_attention
+  prompts = prompts_of(LENGTHS, seed=18)
+  _, ref = _sample(jnp_sampler, params, prompts, 0, temperature=0.0)
+  traces = sampler_lib.TRACE_COUNTS['decode_loop']
+  _, out = _sample(pallas, params, prompts, 0, temperature=0.0)
+  # Traced here, with the real kernel (not a cached stand-in's trace).
+  assert sampler_lib.TRACE_COUNTS['decode_loop'] == traces + 1
+  assert out.token_lists() == ref.token_lists()
+  assert all(len(t) == 16 for t in out.token_lists())
+  np.testing.assert_allclose(np.asarray(out.logprobs),
+                             np.asarray(ref.logprobs), atol=1e-5)
+  # Sampling too: same seed, same tokens.
+  _, out = _sample(pallas, params, prompts, 3, temperature=1.0, top_p=0.9)
+  _, ref = _sample(jnp_sampler, params, prompts, 3, temperature=1.0, top_p=0.9)
+  assert out.token_lists() == ref.token_lists()
 
 
 def test_row_buckets_compile_once(params, sampler):
