@@ -264,15 +264,19 @@ def tool():
   return module
 
 
-@pytest.mark.parametrize('dataset', ['math500', 'gsm8k', 'aime24'])
-def test_reference_solutions_agree(data_dir, tool, dataset):
+@pytest.mark.parametrize('dataset, min_rate', [
+    ('aime24', 1.0),  # 30/30 measured; the answer field is not the text's.
+    ('gsm8k_no_hashes', 0.99),  # 1309/1319 measured, without the #### line.
+    ('math500', 1.0),  # Sanity only: the answer is the solution's last box.
+])
+def test_reference_solutions_agree(data_dir, tool, dataset, min_rate):
   # The full data (500 + 1319 + 30 items) takes about a second.
   if dataset == 'math500':
     items = tool.math500_items(data_dir)
-  elif dataset == 'gsm8k':
-    items = tool.gsm8k_items(data_dir, 'test', 'full')
+  elif dataset == 'gsm8k_no_hashes':
+    items = tool.gsm8k_items(data_dir, 'test', 'no_hashes')
   else:
     items = tool.aime24_items(data_dir)
   result = tool.agreement(items)
   assert result['n'] == len(items) > 0
-  assert result['rate'] >= 0.99, result['disagreements'][:20]
+  assert result['rate'] >= min_rate, result['disagreements'][:20]
