@@ -12,8 +12,14 @@ Running again with the same --workdir resumes. Set MUJOCO_GL=egl for pixels.
 """
 
 import json
+import os
+import sys
 
-import launch
+if not __package__:  # `python experiments/aime.py`: import as `-m` does.
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+      __file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments import launch
 from jaxreason.recipes import aime
 
 

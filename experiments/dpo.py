@@ -8,8 +8,14 @@ workdir/pairs.jsonl). Multi-host: add --multihost.
 """
 
 import json
+import os
+import sys
 
-import launch
+if not __package__:  # `python experiments/dpo.py`: import as `-m` does.
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+      __file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments import launch
 from jaxreason.recipes import dpo
 
 

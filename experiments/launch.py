@@ -2,6 +2,7 @@
 
   python experiments/<name>.py --config=configs/<name>/<variant>.py[:arg] \
       --workdir=DIR [--multihost] [--config.field=value ...]
+  python -m experiments.<name> ...      # the same, from the repository root
 
 Each experiment file names its recipe's `train(config, workdir)` and how to
 print the result; running it again with the same --workdir resumes.

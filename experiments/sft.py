@@ -8,10 +8,16 @@ Multi-host (TPU pod slice): add --multihost on every host.
 """
 
 import json
+import os
+import sys
 
+if not __package__:  # `python experiments/sft.py`: import as `-m` does.
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+      __file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging
 
-import launch
+from experiments import launch
 from jaxreason.recipes import sft
 
 

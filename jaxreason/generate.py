@@ -8,7 +8,9 @@ r"""Samples completions of JSONL prompts with the KV-cache sampler (a CLI).
       --output=out.jsonl --temperature=0          # a jaxreason workdir, greedy
 
 --checkpoint is a Hugging Face folder or a jaxreason workdir (see
-`jaxreason.sampling.policy.load_policy`).
+`jaxreason.sampling.policy.load_policy`). A Hugging Face folder without
+tokenizer files works too: its prompts are then `prompt_ids`, and the output
+has ids and log-probs but no text (--stop and --chat need a tokenizer).
 
 Input: one JSON object per line with `prompt` (text; with --chat a string
 is one user message and a list of {role, content} is a conversation,
@@ -18,7 +20,8 @@ tokenizer's bos token if it has one, as the SFT recipe trains.
 
 Output: one line per sample (n per prompt, in input order): the input's
 fields plus
-  completion      the decoded text of completion_ids, without a final EOS
+  completion      (only with a tokenizer) the decoded text of
+                  completion_ids, without a final EOS
                   token; a matched stop string is kept (with whatever the
                   token that completed it adds after it), so cut at
                   `completion.rfind(stop)` to drop it,
@@ -36,13 +39,15 @@ Errors name what is at fault: file:line for a malformed line or a prompt that
 does not fit the cache (with both lengths), the path and the files looked for
 for a missing checkpoint.
 
-`main(argv)` runs in-process (tests, notebooks); `run(args)` takes parsed
-arguments and returns counts.
+Flags are absl flags, like the experiments'; importing this module defines
+none (`define_flags(flag_values)` does, for `python -m` and `parse_args`),
+so the library stays free of global flags. `main(argv)` parses into a
+private FlagValues and runs in-process (tests, notebooks); `run(Options(...))`
+needs no flags at all and returns counts.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -50,6 +55,8 @@ import sys
 import time
 from typing import Any, Sequence
 
+from absl import app
+from absl import flags
 from absl import logging
 import jax
 
@@ -63,42 +70,86 @@ OUTPUT_FIELDS = ('completion', 'completion_ids', 'logprobs', 'finish_reason',
 CACHE_MULTIPLE = 128
 
 
-def build_parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
-      prog='python -m jaxreason.generate',
-      description='Sample completions of JSONL prompts (see the module '
-                  'docstring of jaxreason/generate.py for the formats).')
-  p.add_argument('--checkpoint', required=True,
-                 help='Hugging Face folder or jaxreason workdir.')
-  p.add_argument('--prompts', required=True, help='Input JSONL file.')
-  p.add_argument('--output', required=True, help='Output JSONL file.')
-  p.add_argument('--temperature', type=float, default=1.0,
-                 help='0 = greedy.')
-  p.add_argument('--top_p', type=float, default=1.0)
-  p.add_argument('--top_k', type=int, default=0, help='0 = off.')
-  p.add_argument('--min_p', type=float, default=0.0, help='0 = off.')
-  p.add_argument('--n', type=int, default=1, help='Samples per prompt.')
-  p.add_argument('--max_new_tokens', type=int, default=256)
-  p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--stop', action='append', default=[],
-                 help="Stop string (repeatable); backslash escapes such as "
-                      "'\\n\\n' are decoded.")
-  p.add_argument('--cache_size', type=int, default=0,
-                 help='Positions per row; 0: the longest prompt + '
-                      f'max_new_tokens, rounded up to {CACHE_MULTIPLE}.')
-  p.add_argument('--batch_size', type=int, default=16,
-                 help='Prompts per sampler call (each with n samples).')
-  p.add_argument('--chat', action=argparse.BooleanOptionalAction,
-                 default=False,
-                 help="Apply the tokenizer's chat template to `prompt`.")
-  p.add_argument('--dtype', choices=('float32', 'bfloat16'), default=None,
-                 help='Computation, cache and parameter dtype; default: the '
-                      "checkpoint's.")
-  p.add_argument('--tokenizer', default=None,
-                 help='Tokenizer path, instead of the checkpoint\'s.')
-  p.add_argument('--attention_impl', choices=('jnp', 'pallas'), default='jnp',
-                 help='Decode attention (pallas: the GPU / TPU kernel).')
-  return p
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What the flags set; `run(Options(...))` works without flags."""
+
+  checkpoint: str
+  prompts: str
+  output: str
+  temperature: float = 1.0
+  top_p: float = 1.0
+  top_k: int = 0
+  min_p: float = 0.0
+  n: int = 1
+  max_new_tokens: int = 256
+  seed: int = 0
+  stop: tuple[str, ...] = ()
+  cache_size: int = 0
+  batch_size: int = 16
+  chat: bool = False
+  dtype: str | None = None
+  tokenizer: str | None = None
+  attention_impl: str = 'jnp'
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags in `flag_values` (importing defines none)."""
+  fv = dict(flag_values=flag_values)
+  flags.DEFINE_string('checkpoint', None,
+                      'Hugging Face folder or jaxreason workdir.', **fv)
+  flags.DEFINE_string('prompts', None, 'Input JSONL file.', **fv)
+  flags.DEFINE_string('output', None, 'Output JSONL file.', **fv)
+  flags.DEFINE_float('temperature', 1.0, '0 = greedy.', **fv)
+  flags.DEFINE_float('top_p', 1.0, 'Nucleus sampling mass.', **fv)
+  flags.DEFINE_integer('top_k', 0, '0 = off.', **fv)
+  flags.DEFINE_float('min_p', 0.0, '0 = off.', **fv)
+  flags.DEFINE_integer('n', 1, 'Samples per prompt.', **fv)
+  flags.DEFINE_integer('max_new_tokens', 256, 'Tokens per sample, at most.',
+                       **fv)
+  flags.DEFINE_integer('seed', 0, 'Sampling seed.', **fv)
+  flags.DEFINE_multi_string(
+      'stop', [], "Stop string (repeatable); backslash escapes such as "
+      "'\\n\\n' are decoded. Needs a tokenizer.", **fv)
+  flags.DEFINE_integer('cache_size', 0,
+                       'Positions per row; 0: the longest prompt + '
+                       f'max_new_tokens, rounded up to {CACHE_MULTIPLE}.',
+                       **fv)
+  flags.DEFINE_integer('batch_size', 16,
+                       'Prompts per sampler call (each with n samples).', **fv)
+  flags.DEFINE_bool('chat', False,
+                    "Apply the tokenizer's chat template to `prompt`.", **fv)
+  flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16'],
+                    "Computation, cache and parameter dtype; default: the "
+                    "checkpoint's.", **fv)
+  flags.DEFINE_string('tokenizer', None,
+                      "Tokenizer path, instead of the checkpoint's.", **fv)
+  flags.DEFINE_enum('attention_impl', 'jnp', ['jnp', 'pallas'],
+                    'Decode attention (pallas: the GPU / TPU kernel).', **fv)
+  flags.mark_flags_as_required(['checkpoint', 'prompts', 'output'],
+                               flag_values=flag_values)
+
+
+def options_from_flags(flag_values: flags.FlagValues) -> Options:
+  """The parsed flags of `define_flags` as Options."""
+  values = {f.name: flag_values[f.name].value
+            for f in dataclasses.fields(Options)}
+  values['stop'] = tuple(values['stop'] or ())
+  return Options(**values)
+
+
+def parse_args(argv: Sequence[str]) -> Options:
+  """Options from command-line arguments (without the program name).
+
+  Uses a private FlagValues, so it can be called any number of times
+  in-process (tests, notebooks); flags.Error for a bad or missing flag.
+  """
+  flag_values = flags.FlagValues()
+  define_flags(flag_values)
+  rest = flag_values(['generate', *argv])
+  if len(rest) > 1:
+    raise flags.Error(f'unexpected arguments: {rest[1:]}')
+  return options_from_flags(flag_values)
 
 
 def unescape(text: str) -> str:
@@ -115,8 +166,8 @@ class Prompt:
   ids: list[int]
 
 
-def _prompt_ids(record: dict[str, Any], tokenizer: Tokenizer, chat: bool,
-                vocab_size: int) -> list[int]:
+def _prompt_ids(record: dict[str, Any], tokenizer: Tokenizer | None,
+                chat: bool, vocab_size: int) -> list[int]:
   """The line's token ids; ValueError (without the location) if malformed."""
   if 'prompt_ids' in record:
     ids = record['prompt_ids']
@@ -128,6 +179,9 @@ def _prompt_ids(record: dict[str, Any], tokenizer: Tokenizer, chat: bool,
       raise ValueError(f'"prompt_ids" has ids {bad[:5]} outside the model\'s '
                        f'vocabulary [0, {vocab_size})')
   elif 'prompt' in record:
+    if tokenizer is None:
+      raise ValueError('"prompt" is text, and the checkpoint has no tokenizer '
+                       '(give --tokenizer, or token ids as "prompt_ids")')
     prompt = record['prompt']
     if chat and isinstance(prompt, str):
       prompt = [{'role': 'user', 'content': prompt}]
@@ -147,7 +201,7 @@ def _prompt_ids(record: dict[str, Any], tokenizer: Tokenizer, chat: bool,
   return ids
 
 
-def read_prompts(path: str, tokenizer: Tokenizer, *, vocab_size: int,
+def read_prompts(path: str, tokenizer: Tokenizer | None, *, vocab_size: int,
                  chat: bool = False) -> list[Prompt]:
   """Parses and tokenizes each line (blank ones skipped); errors: file:line."""
   if not os.path.isfile(path):
@@ -189,7 +243,7 @@ def check_fits(prompts: Sequence[Prompt], cache_size: int) -> None:
           f'--cache_size={cache_size} (it needs more than {len(p.ids)})')
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: Options) -> dict[str, Any]:
   """Loads, samples, writes args.output; returns counts and timings."""
   for name in ('n', 'max_new_tokens', 'batch_size'):
     if getattr(args, name) < 1:
@@ -198,7 +252,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   if not os.path.isfile(args.prompts):  # Before loading a large model.
     raise FileNotFoundError(f'{args.prompts}: prompts file not found')
   config, params, tokenizer = load_policy(args.checkpoint, dtype=args.dtype,
-                                          tokenizer=args.tokenizer)
+                                          tokenizer=args.tokenizer,
+                                          require_tokenizer=False)
+  if tokenizer is None:
+    logging.warning('%s has no tokenizer: prompts must be "prompt_ids", and '
+                    'the output has ids and log-probs but no text',
+                    args.checkpoint)
+    for name, value in (('stop', stops), ('chat', args.chat)):
+      if value:
+        raise ValueError(f'--{name} needs a tokenizer; {args.checkpoint} has '
+                         'none (give --tokenizer)')
   prompts = read_prompts(args.prompts, tokenizer, vocab_size=config.vocab_size,
                          chat=args.chat)
   cache_size = args.cache_size or default_cache_size(prompts,
@@ -232,8 +295,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           min_p=args.min_p)
       for prompt, completions in zip(batch, results):
         for index, c in enumerate(completions):
-          line = {**prompt.record, 'completion': c.text,
-                  'completion_ids': c.tokens,
+          text = {} if tokenizer is None else {'completion': c.text}
+          line = {**prompt.record, **text, 'completion_ids': c.tokens,
                   'logprobs': [float(x) for x in c.logprobs],
                   'finish_reason': c.finish_reason, 'sample_index': index}
           out.write(json.dumps(line, ensure_ascii=False) + '\n')
@@ -253,17 +316,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           'cache_size': sampler.cache_size}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  """Parses argv (default sys.argv[1:]) and runs; errors propagate."""
-  args = build_parser().parse_args(argv)
+def main(argv: Sequence[str]) -> int:
+  """Parses argv (flags, without the program name) and runs in-process.
+
+  Errors propagate (flags.Error for bad flags).
+  """
+  args = parse_args(argv)
   logging.set_verbosity(logging.INFO)
   quiet_library_logs()  # Orbax's INFO lines.
   run(args)
   return 0
 
 
-if __name__ == '__main__':
+def _app_main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.INFO)
+  quiet_library_logs()  # Orbax's INFO lines.
   try:
-    sys.exit(main())
+    run(options_from_flags(flags.FLAGS))
   except (ValueError, FileNotFoundError) as error:
     sys.exit(f'jaxreason.generate: error: {error}')
+
+
+if __name__ == '__main__':
+  define_flags(flags.FLAGS)
+  app.run(_app_main)

@@ -9,12 +9,16 @@ step) and is checked against the cache-free reference decoder.
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
+from absl import flags
 
 from jaxreason import generate
 from jaxreason.data.tokenizer import CharTokenizer, load_tokenizer
@@ -23,6 +27,7 @@ from jaxreason.sampling import reference
 from jaxreason.train import checkpoint as checkpoint_lib
 from jaxreason.train import run_config
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 
@@ -166,6 +171,106 @@ def test_hf_folder_greedy_and_sampled(hf_dir, tmp_path):
   assert stopped[0]['completion'].find(stop) == text.find(stop)
   assert text.startswith(stopped[0]['completion'])
   assert len(stopped[0]['completion']) >= text.find(stop) + len(stop)
+
+
+@pytest.fixture(scope='module')
+def bare_dir(hf_dir, tmp_path_factory):
+  """The same model without tokenizer files (weights and configs only)."""
+  path = tmp_path_factory.mktemp('bare')
+  for name in os.listdir(hf_dir):
+    if not name.startswith('tokenizer'):
+      shutil.copy(os.path.join(hf_dir, name), path / name)
+  return str(path)
+
+
+def _hf_greedy(model, prompt_ids, max_new=MAX_NEW):
+  with torch.no_grad():
+    ref = model.generate(
+        torch.tensor([prompt_ids]), attention_mask=torch.ones(
+            1, len(prompt_ids), dtype=torch.long), do_sample=False,
+        max_new_tokens=max_new, eos_token_id=2, pad_token_id=0)
+  return ref[0, len(prompt_ids):].tolist()
+
+
+def test_token_ids_without_a_tokenizer(hf_dir, bare_dir, tmp_path):
+  assert not any(n.startswith('tokenizer') for n in os.listdir(bare_dir))
+  with pytest.raises(FileNotFoundError, match='No tokenizer'):
+    load_policy(bare_dir)
+  _, _, tokenizer = load_policy(bare_dir, require_tokenizer=False)
+  assert tokenizer is None
+  model = transformers.AutoModelForCausalLM.from_pretrained(bare_dir).eval()
+  rows = [{'prompt_ids': [17, 40, 5, 99, 120], 'id': 0},
+          {'prompt_ids': [250], 'id': 1},
+          {'prompt_ids': list(range(3, 40, 3)), 'id': 2}]
+  prompts = _write_jsonl(tmp_path / 'ids.jsonl', rows)
+  out = _run(bare_dir, prompts, tmp_path / 'out.jsonl', '--temperature=0',
+             f'--max_new_tokens={MAX_NEW}')
+  assert len(out) == 3
+  for row, o in zip(rows, out):
+    assert set(o) == set(row) | set(generate.OUTPUT_FIELDS) - {'completion'}
+    expected = _hf_greedy(model, row['prompt_ids'])
+    assert o['completion_ids'] == expected
+    ended = bool(expected) and expected[-1] == 2
+    assert o['finish_reason'] == ('eos' if ended else 'length')
+    np.testing.assert_allclose(
+        o['logprobs'], _hf_logprobs(model, row['prompt_ids'], expected),
+        atol=1e-4)
+  # The same ids with the tokenizer: the same tokens, and now the text.
+  with_text = _run(hf_dir, prompts, tmp_path / 'with_text.jsonl',
+                   '--temperature=0', f'--max_new_tokens={MAX_NEW}')
+  assert [o['completion_ids'] for o in with_text] == [
+      o['completion_ids'] for o in out]
+  assert all(isinstance(o['completion'], str) for o in with_text)
+  # Text, stop strings and chat templates need a tokenizer.
+  text = _write_jsonl(tmp_path / 'text.jsonl', [rows[0], {'prompt': 'hi'}])
+  with pytest.raises(ValueError, match=r'text\.jsonl:2: "prompt" is text.*'
+                     'no tokenizer'):
+    _run(bare_dir, text, tmp_path / 'x.jsonl')
+  for flag in ('--stop=a', '--chat'):
+    with pytest.raises(ValueError, match=f'{flag[:6]}.* needs a tokenizer'):
+      _run(bare_dir, prompts, tmp_path / 'x.jsonl', flag)
+
+
+def test_flags(tmp_path):
+  args = generate.parse_args(['--checkpoint=c', '--prompts=p', '--output=o',
+                              '--stop=a', '--stop=\\n', '--nochat', '--n=3',
+                              '--dtype=bfloat16'])
+  assert args == generate.Options(checkpoint='c', prompts='p', output='o',
+                                  stop=('a', '\\n'), n=3, dtype='bfloat16')
+  with pytest.raises(flags.Error, match='checkpoint'):
+    generate.parse_args(['--prompts=p', '--output=o'])
+  with pytest.raises(flags.Error, match='dtype'):
+    generate.parse_args(['--checkpoint=c', '--prompts=p', '--output=o',
+                         '--dtype=int8'])
+  with pytest.raises(flags.Error, match='tempreature'):
+    generate.parse_args(['--checkpoint=c', '--prompts=p', '--output=o',
+                         '--tempreature=0'])
+
+
+def test_python_dash_m(bare_dir, tmp_path):
+  """`python -m jaxreason.generate` (absl app.run) writes what main() does."""
+  rows = [{'prompt_ids': [17, 40, 5]}, {'prompt_ids': [9, 8]}]
+  prompts = _write_jsonl(tmp_path / 'in.jsonl', rows)
+  args = [f'--checkpoint={bare_dir}', f'--prompts={prompts}',
+          '--temperature=0', '--max_new_tokens=4']
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=1',
+             PYTHONPATH=os.pathsep.join(
+                 [REPO] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+  res = subprocess.run(
+      [sys.executable, '-m', 'jaxreason.generate', *args,
+       f'--output={tmp_path / "cli.jsonl"}'],
+      env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+  assert res.returncode == 0, res.stderr[-3000:]
+  in_process = _run(bare_dir, prompts, tmp_path / 'main.jsonl', *args[2:])
+  assert _read_jsonl(tmp_path / 'cli.jsonl') == in_process
+  # An error is one line naming the fault, with a non-zero exit status.
+  bad = subprocess.run(
+      [sys.executable, '-m', 'jaxreason.generate', *args,
+       f'--output={tmp_path / "x.jsonl"}', '--stop=a'],
+      env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+  assert bad.returncode != 0
+  assert 'jaxreason.generate: error: --stop needs a tokenizer' in bad.stderr
 
 
 def test_unescape():

@@ -63,8 +63,8 @@ def _kind(path: str) -> str:
 
 def load_policy(path: str, *, dtype: str | None = None,
                 tokenizer: str | Tokenizer | None = None,
-                step: int | None = None
-                ) -> tuple[TransformerConfig, Params, Tokenizer]:
+                step: int | None = None, require_tokenizer: bool = True
+                ) -> tuple[TransformerConfig, Params, Tokenizer | None]:
   """Loads (model config, params on the default device, tokenizer).
 
   Args:
@@ -76,6 +76,9 @@ def load_policy(path: str, *, dtype: str | None = None,
     tokenizer: a tokenizer or a path for `load_tokenizer`, instead of the one
       in the folder.
     step: workdirs only: the checkpoint step (default: the latest).
+    require_tokenizer: if False, a Hugging Face folder without tokenizer
+      files loads with tokenizer None (for token-id prompts); if True that
+      is a FileNotFoundError. A workdir always has one.
 
   Returns:
     (config, params, tokenizer); params are jax arrays.
@@ -94,10 +97,15 @@ def load_policy(path: str, *, dtype: str | None = None,
     config, params = hf.load_checkpoint(path, dtype=dtype or 'float32',
                                         param_dtype=dtype)
     if tokenizer is None:
-      tokenizer = load_tokenizer(path)
+      try:
+        tokenizer = load_tokenizer(path)
+      except FileNotFoundError:
+        if require_tokenizer:
+          raise
+        logging.warning('%s has no tokenizer files', path)
   else:
     config, params, tokenizer = _load_workdir(path, dtype, tokenizer, step)
-  if tokenizer.vocab_size > config.vocab_size:
+  if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
     raise ValueError(f'{path}: the tokenizer has {tokenizer.vocab_size} ids, '
                      f'the model only {config.vocab_size}')
   logging.info('Loaded %s policy from %s (%.2fM parameters, %s)', kind, path,

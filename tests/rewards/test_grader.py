@@ -3,9 +3,10 @@
 import concurrent.futures
 import functools
 import importlib.util
+import math
+import os
 import pathlib
 import random
-import time
 
 import pytest
 
@@ -167,39 +168,75 @@ def test_grade():
   assert not grader.grade('I do not know.', '0.5')
 
 
+def _alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  return True
+
+
 def test_timeout_pool_kills_a_hung_call():
   pool = timeout_pool.TimeoutPool(max_workers=1)
   try:
     assert pool.call(timeout_pool.sleep_and_return, (0.0, 'ok'), 30.0) == 'ok'
-    start = time.monotonic()
+    first = pool.call(os.getpid, (), 30.0)
+    assert first != os.getpid() and _alive(first)
     out = pool.call(timeout_pool.sleep_and_return, (60.0, 'late'), 0.5)
     assert out is timeout_pool.TIMED_OUT
-    assert time.monotonic() - start < 0.5 + 1.0
-    # The killed worker is replaced on the next call.
+    # The hung worker was killed (and reaped), not left sleeping ...
+    assert not _alive(first)
+    # ... and a new one serves the next calls.
+    second = pool.call(os.getpid, (), 30.0)
+    assert second not in (first, os.getpid())
     assert pool.call(timeout_pool.sleep_and_return, (0.0, 7), 30.0) == 7
+    assert pool.call(os.getpid, (), 30.0) == second
   finally:
     pool.close()
 
 
+def test_timeout_pool_reports_a_raising_call_and_keeps_the_worker():
+  pool = timeout_pool.TimeoutPool(max_workers=1)
+  try:
+    first = pool.call(os.getpid, (), 30.0)
+    assert pool.call(math.sqrt, (-1.0,), 30.0) is timeout_pool.TIMED_OUT
+    assert pool.call(os.getpid, (), 30.0) == first
+  finally:
+    pool.close()
+
+
+def _worker_pids():
+  # pylint: disable-next=protected-access
+  return {w.process.pid for w in grader._POOL._idle}
+
+
 def test_slow_sympy_expression_times_out():
-  # 10^(10^8) (a 100-million-digit integer) keeps SymPy busy for minutes.
-  timeout = 1.0
-  start = time.monotonic()
-  assert not grader.answers_match('10^{10^{8}}+1', '10^{10^{8}}',
-                                  timeout=timeout)
-  assert time.monotonic() - start < timeout + 1.0
+  # 10^(10^8) (a 100-million-digit integer) keeps SymPy busy for minutes. The
+  # worker's soft timer (SIGALRM) ends the comparison as a mismatch, although
+  # the two answers are equal, and the worker survives to serve the next call.
+  grader.warmup()
+  before = _worker_pids()
+  assert len(before) == grader._POOL.max_workers  # pylint: disable=protected-access
+  assert not grader.answers_match('10^{10^{8}}+1', '1+10^{10^{8}}',
+                                  timeout=1.0)
+  assert all(_alive(pid) for pid in before)
+  assert _worker_pids() == before
   assert grader.answers_match('\\sqrt{12}', '2\\sqrt{3}')  # Still works.
 
 
 def test_hung_comparator_is_killed(monkeypatch):
   # A comparator that would answer True after a minute: the hard timeout
-  # must kill its worker and answer False in about `timeout` seconds.
+  # must kill its worker and answer False.
   slow = functools.partial(timeout_pool.sleep_and_return, 60.0, True)
   monkeypatch.setattr(symbolic, 'symbolic_match_job', slow)
-  timeout = 0.5
-  start = time.monotonic()
-  assert not grader.answers_match('\\sqrt{7}', '\\sqrt{7}+0', timeout=timeout)
-  assert time.monotonic() - start < timeout + 1.0
+  grader.warmup()
+  before = _worker_pids()
+  assert not grader.answers_match('\\sqrt{7}', '\\sqrt{7}+0', timeout=0.5)
+  assert sum(not _alive(pid) for pid in before) == 1
+  monkeypatch.undo()
+  # The pool still answers, with a replacement worker, and the (uncached)
+  # pair now gets its true answer.
+  assert grader.answers_match('\\sqrt{7}', '0+\\sqrt{7}', timeout=30.0)
 
 
 def test_threads_agree_with_sequential():
@@ -227,15 +264,19 @@ def tool():
   return module
 
 
-@pytest.mark.parametrize('dataset', ['math500', 'gsm8k', 'aime24'])
-def test_reference_solutions_agree(data_dir, tool, dataset):
+@pytest.mark.parametrize('dataset, min_rate', [
+    ('aime24', 1.0),  # 30/30 measured; the answer field is not the text's.
+    ('gsm8k_no_hashes', 0.99),  # 1309/1319 measured, without the #### line.
+    ('math500', 1.0),  # Sanity only: the answer is the solution's last box.
+])
+def test_reference_solutions_agree(data_dir, tool, dataset, min_rate):
   # The full data (500 + 1319 + 30 items) takes about a second.
   if dataset == 'math500':
     items = tool.math500_items(data_dir)
-  elif dataset == 'gsm8k':
-    items = tool.gsm8k_items(data_dir, 'test', 'full')
+  elif dataset == 'gsm8k_no_hashes':
+    items = tool.gsm8k_items(data_dir, 'test', 'no_hashes')
   else:
     items = tool.aime24_items(data_dir)
   result = tool.agreement(items)
   assert result['n'] == len(items) > 0
-  assert result['rate'] >= 0.99, result['disagreements'][:20]
+  assert result['rate'] >= min_rate, result['disagreements'][:20]

@@ -175,6 +175,10 @@ def test_pallas_kernel_inside_the_sampler(params, sampler, monkeypatch):
   # the stacked cache [L, B, S, K, D] and the layer index.
   assert calls == [((BATCH, 4, 16), (2, BATCH, 64, 2, 16), layer, 16, True)
                    for layer in range(2)]
+  # Sampling too: same seed, same tokens.
+  _, out = _sample(pallas, params, prompts, 3, temperature=1.0, top_p=0.9)
+  _, ref = _sample(jnp_sampler, params, prompts, 3, temperature=1.0, top_p=0.9)
+  assert out.token_lists() == ref.token_lists()
 
 
 def test_row_buckets_compile_once(params, sampler):
