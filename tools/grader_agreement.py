@@ -198,8 +198,9 @@ def provenance(data_dir: pathlib.Path) -> dict[str, Any]:
   return {
       'git_commit': git('rev-parse', 'HEAD'),
       'git_dirty': None if status is None else bool(status),
-      'command': ' '.join([sys.executable] + sys.argv),
-      'data_dir': str(data_dir),
+      'command': ' '.join(['python', os.path.relpath(sys.argv[0], REPO)] +
+                          sys.argv[1:]),
+      'data_dir': os.path.relpath(data_dir, REPO),
       'machine': {'node': platform.node(), 'platform': platform.platform(),
                   'processor': platform.processor() or platform.machine(),
                   'cpu_count': os.cpu_count(),

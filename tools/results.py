@@ -332,13 +332,19 @@ def render_world_model(data: dict[str, Any]) -> str:
 
 
 def render_grader(data: dict[str, Any]) -> str:
-  rows = data['result'].get('table') or []
-  if not rows:
-    return '(no rows)'
-  keys = list(rows[0])
-  lines = ['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
-  for r in rows:
-    lines.append('| ' + ' | '.join(str(r[k]) for k in keys) + ' |')
+  """tools/grader_agreement.py's sections, the informative figures first."""
+  d = data['result']
+  titles = (('informative', 'informative (can fail)'),
+            ('negative_controls', 'negative control (shuffled golds: '
+             'false matches)'),
+            ('data_checks', 'data check (a property of the data)'),
+            ('sanity_checks', 'sanity check (cannot fail by construction)'))
+  lines = ['| kind | check | agree / n | rate |', '|---|---|---|---|']
+  for section, title in titles:
+    for name, v in d.get(section, {}).items():
+      hits = v['agree'] if 'agree' in v else v['false_matches']
+      lines.append(f"| {title} | {name} | {hits} / {v['n']} | "
+                   f"{v['rate']:.2%} |")
   return '\n'.join(lines)
 
 
