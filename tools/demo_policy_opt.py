@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -77,6 +78,18 @@ def paired_change(before: np.ndarray, after: np.ndarray, resamples: int,
           'fixed': int((diff > 0).sum()), 'broken': int((diff < 0).sum())}
 
 
+def _git_commit() -> str:
+  """HEAD's short hash, '+' when tracked files have uncommitted changes."""
+  def git(*args):
+    try:
+      return subprocess.run(['git', '-C', str(REPO), *args], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+      return ''
+  dirty = git('status', '--porcelain', '--untracked-files=no')
+  return git('rev-parse', '--short=7', 'HEAD') + ('+' if dirty else '')
+
+
 def run_one(method: str, seed: int, policy: str, workdir: str,
             steps: int) -> dict:
   out = os.path.join(workdir, f'{method}_seed{seed}')
@@ -88,8 +101,10 @@ def run_one(method: str, seed: int, policy: str, workdir: str,
   recipe_name, config = _config(method, seed, policy, steps)
   recipe = importlib.import_module(f'jaxreason.recipes.{recipe_name}')
   t0 = time.perf_counter()
+  commit = _git_commit()  # The code this run trains with.
   result = recipe.train(config, out)
   result['wall_sec'] = time.perf_counter() - t0
+  result['commit'] = commit
   with open(done, 'w') as f:  # The recipe wrote it; add the wall time.
     json.dump(result, f, indent=1, default=str)
   return result
@@ -107,14 +122,15 @@ def summarise(results: dict, resamples: int) -> list[dict]:
         'after': a['accuracy'], 'after_ci95': a['ci95'],
         **paired_change(before, after, resamples, seed),
         'wall_sec': res.get('wall_sec'),
+        'commit': res.get('commit', '?'),
     })
   return rows
 
 
 def markdown(rows: list[dict]) -> str:
   lines = ['| method | seed | problems | pass@1 before | pass@1 after | '
-           'change (95% paired CI) | fixed / broken |',
-           '|---|---|---|---|---|---|---|']
+           'change (95% paired CI) | fixed / broken | minutes | commit |',
+           '|---|---|---|---|---|---|---|---|---|']
   for r in rows:
     lines.append(
         f"| {r['method']} | {r['seed']} | {r['num_problems']} | "
@@ -122,7 +138,8 @@ def markdown(rows: list[dict]) -> str:
         f"{r['before_ci95'][1]:.3f}) | {r['after']:.3f} "
         f"({r['after_ci95'][0]:.3f}-{r['after_ci95'][1]:.3f}) | "
         f"{r['change']:+.3f} ({r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}) | "
-        f"{r['fixed']} / {r['broken']} |")
+        f"{r['fixed']} / {r['broken']} | "
+        f"{(r.get('wall_sec') or 0) / 60:.1f} | {r.get('commit', '?')} |")
   by_method: dict[str, list[dict]] = {}
   for r in rows:
     by_method.setdefault(r['method'], []).append(r)
