@@ -41,20 +41,66 @@ def arithmetic_config(task: Mapping[str, Any]) -> synthetic.ArithmeticConfig:
   return synthetic.ArithmeticConfig(**task)
 
 
+# The held-out split of a synthetic task: a fixed pool, defined once per task
+# config (independent of any run's seed, num_train or num_eval), whose
+# problems no training draw ever contains. Every recipe's held-out set is a
+# prefix of the pool, so the held-out problems of SFT, GRPO and DPO (and the
+# distillation traces) are disjoint from the training problems of all of
+# them by construction, whatever their seeds and sizes.
+HELD_OUT_POOL_SIZE = 1024
+HELD_OUT_SEED = 1_000_003
+_MAX_DRAWS_PER_PROBLEM = 50  # Gives up on task spaces too small to split.
+
+
+def held_out_pool(task: Mapping[str, Any]) -> list[synthetic.Problem]:
+  """The task's HELD_OUT_POOL_SIZE reserved problems (distinct questions)."""
+  cfg = arithmetic_config(task)
+  rng = np.random.default_rng(HELD_OUT_SEED)
+  pool, seen = [], set()
+  for _ in range(_MAX_DRAWS_PER_PROBLEM * HELD_OUT_POOL_SIZE):
+    p = synthetic.generate_problem(rng, cfg)
+    if p.question not in seen:
+      seen.add(p.question)
+      pool.append(p)
+      if len(pool) == HELD_OUT_POOL_SIZE:
+        return pool
+  raise ValueError(f'task {dict(task)}: fewer than {HELD_OUT_POOL_SIZE} '
+                   'distinct problems found for the held-out split; the task '
+                   'space is too small')
+
+
+def train_problems(task: Mapping[str, Any], num: int,
+                   seed: int) -> list[synthetic.Problem]:
+  """`num` problems of `seed`'s stream, skipping the held-out pool's.
+
+  The draw of `synthetic.generate_dataset(seed, ...)` with the reserved
+  problems left out (and replaced by the stream's next ones).
+  """
+  cfg = arithmetic_config(task)
+  reserved = {p.question for p in held_out_pool(task)}
+  rng = np.random.default_rng(seed)
+  out, misses = [], 0
+  while len(out) < num:
+    p = synthetic.generate_problem(rng, cfg)
+    if p.question in reserved:
+      misses += 1
+      if misses > _MAX_DRAWS_PER_PROBLEM * max(num, 1):
+        raise ValueError(f'task {dict(task)}: almost every problem is in the '
+                         'held-out split; the task space is too small')
+      continue
+    out.append(p)
+  return out
+
+
 def synthetic_splits(task: Mapping[str, Any], num_train: int, num_eval: int,
                      seed: int) -> tuple[list, list]:
-  """Train and held-out problems; held-out questions never occur in train."""
-  cfg = arithmetic_config(task)
-  train = synthetic.generate_dataset(seed, num_train, cfg)
-  seen = {p.question for p in train}
-  held_out = []
-  eval_seed = seed + 1_000_003
-  while len(held_out) < num_eval:
-    batch = synthetic.generate_dataset(eval_seed, 4 * num_eval, cfg)
-    held_out += [p for p in batch if p.question not in seen]
-    seen.update(p.question for p in batch)
-    eval_seed += 1
-  return train, held_out[:num_eval]
+  """Train and held-out problems: held-out = the first `num_eval` of the
+  task's fixed held-out pool (whatever `seed`), train = `train_problems`."""
+  if num_eval > HELD_OUT_POOL_SIZE:
+    raise ValueError(f'num_eval={num_eval}: the held-out split of a '
+                     f'synthetic task has {HELD_OUT_POOL_SIZE} problems')
+  return (train_problems(task, num_train, seed),
+          held_out_pool(task)[:num_eval])
 
 
 def problem_record(p: synthetic.Problem) -> dict[str, Any]:
@@ -193,7 +239,7 @@ def write_synthetic_traces(path: str, task: Mapping[str, Any], num: int, *,
   stand-in for a file of a reasoning model's long-CoT traces, so that the
   distillation recipe runs without one.
   """
-  problems = synthetic.generate_dataset(seed, num, arithmetic_config(task))
+  problems = train_problems(task, num, seed)  # None held out.
   rng = np.random.default_rng([seed, 1])
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path + '.tmp', 'w') as f:
