@@ -1,4 +1,4 @@
-r"""One GRPO step's time split (rollout, reference, update) and rollout tok/s.
+r"""One GRPO step's time split (rollout, batch, update) and rollout tok/s.
 
   # The synthetic settings (32 prompts x 8 samples, 64 new tokens, beta 0.04)
   # from the quickstart SFT model; then the same with LoRA adapters:
@@ -10,30 +10,34 @@ r"""One GRPO step's time split (rollout, reference, update) and rollout tok/s.
   JAX_PLATFORMS=cpu python tools/bench_grpo.py --prompts_per_step=2 \
       --group_size=4 --max_new_tokens=8 --steps=2 --output=/tmp/bench_grpo.json
 
-The step is built from the pieces `jaxreason.recipes.grpo.train` uses, on the
-config of `--config` (default configs/grpo/synthetic.py; `:variant` and
-`--config.FIELD=VALUE` overrides work as in experiments/): the policy
-(`grpo.load_policy_or_init`, `--policy` a workdir / HF folder or '' for a
-random model of the config's shape), `grpo.policy_fns` (full fine-tuning or
-`--lora`), `state_from_params`, `make_train_step(grpo.make_loss_fn(...))`,
-the reference log-prob function, the recipe's `Sampler` (cache width from the
-longest training prompt) and `rollout.sample_rollouts` / `train_batch`. Step
-s samples the prompts the recipe's step s would (one sampling round: DAPO's
-dynamic sampling is not repeated here) with the recipe's rng.
+The step is the recipe's own, on the config of `--config` (default
+configs/grpo/synthetic.py; `:variant` and `--config.FIELD=VALUE` overrides
+work as in experiments/; `--policy` a workdir / HF folder or '' for a random
+model of the config's shape, `--lora` for adapters): `grpo.build` gives the
+static pieces, the TrainState and the frozen reference, and each step calls
+what `grpo.train` calls, in its order: `grpo.rollout` (with the recipe's
+prompts and rng of step s, DAPO's dynamic sampling rounds included),
+`grpo.make_batch` and mu x `train_step(state, batch, rng, frozen)`. The
+only difference is the timing proxies passed in for the rollout's split.
 
 Parts of a step, each timed on the host with everything it launched finished
 (`block_until_ready` or a host copy):
   rollout    `policy.sampling_params` (LoRA: merge the adapters) and
-             `sample_rollouts`: tokenize, prefill (G samples of each prompt
+             the rollouts: tokenize, prefill (G samples of each prompt
              share it), decode, host copies of the outputs, detokenize,
              reward. The split comes from timing proxies of the sampler,
-             tokenizer and reward function passed to the library call (the
-             sampler proxy waits for the prefill before the decode starts,
-             which the library does not; the cost is one sync).
-  batch      group advantages, `train_batch` and `device_put` of the batch.
-  reference  the reference log-probs (beta > 0 only): the frozen initial
-             policy, or with LoRA the base with adapters off.
-  update     num_iterations (mu) `train_step`s, waited for.
+             tokenizer, reward function and sampling_params put into the
+             recipe's `GRPO` (`dataclasses.replace`; the sampler proxy
+             waits for the prefill before the decode starts, which the
+             library does not; the cost is one sync).
+  batch      group advantages, the fixed-shape batch and its `device_put`
+             onto the mesh (`grpo.make_batch`).
+  update     num_iterations (mu) `train_step`s, waited for. With beta > 0
+             this includes the reference forward: the reference log-probs
+             are computed inside the jitted step from the frozen reference
+             params (or, with LoRA, the base with adapters off), so the
+             reference is no longer a part of its own; compare a --beta=0
+             run for its cost.
   other      the step's wall time minus the parts (bookkeeping).
 rollout tok/s = generated tokens / rollout seconds (the recipe's
 `rollout_tokens_per_sec`, except that the recipe does not wait for the
@@ -78,16 +82,13 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from jaxreason.losses.grpo import group_advantages
 from jaxreason.recipes import grpo
 from jaxreason.sampling import Sampler, SamplingParams
 from jaxreason.sampling import sampler as sampler_lib
-from jaxreason.rl import rollout as rollout_lib
 
 # `python tools/bench_grpo.py` and tests loading this file by path alike.
 _TOOLS = os.path.dirname(os.path.abspath(__file__))
@@ -100,7 +101,7 @@ from benchlib.decode_report import _fmt
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 DEFAULT_CONFIG = os.path.join(REPO, 'configs', 'grpo', 'synthetic.py')
-PARTS = ('rollout', 'batch', 'reference', 'update')
+PARTS = ('rollout', 'batch', 'update')
 ROLLOUT_PARTS = ('sampling_params', 'tokenize', 'prefill', 'decode',
                  'detokenize', 'reward')
 CONTENTION_NOTE = (
@@ -250,24 +251,38 @@ def resolve_config(f: flags.FlagValues) -> ml_collections.ConfigDict:
   if f.lora and not config.lora.rank:
     config.lora.rank = f.lora_rank
   if config.dynamic_sampling:
-    logging.warning('dynamic_sampling: the benchmark times one sampling round '
-                    'per step and keeps every group')
+    logging.warning('dynamic_sampling: the plain sampler runs the first '
+                    'sampling round only, so same_tokens is False when a '
+                    'step takes more rounds')
   grpo.check_config(config)
   return config
 
 
-def build(config: ml_collections.ConfigDict) -> grpo.GRPOSetup:
-  """The recipe's own setup (`grpo.build`): same calls, same order."""
+def build(config: ml_collections.ConfigDict):
+  """The recipe's own setup: (`grpo.GRPO`, TrainState, frozen reference)."""
   return grpo.build(config)
 
 
-def _step_inputs(s: grpo.GRPOSetup, step: int):
+def _step_inputs(g: grpo.GRPO, step: int):
   """The records and rollout rng of the recipe's step (first round)."""
-  config = s.config
-  idx = grpo._prompt_indices(step, 0, config, len(s.train_records), None)  # pylint: disable=protected-access
-  recs = [s.train_records[i] | {'_index': int(i)} for i in idx]
-  step_rng = jax.random.fold_in(jax.random.key(config.seed), step)
-  return recs, step_rng, jax.random.fold_in(step_rng, 0)
+  return (grpo.step_records(g, step, 0),
+          jax.random.fold_in(grpo.step_rng(g, step), 0))
+
+
+def _timed_pieces(g: grpo.GRPO, split: _Clock) -> grpo.GRPO:
+  """g with timing proxies for what `grpo.rollout` calls."""
+  sampling_params = g.policy.sampling_params
+
+  def timed_sampling_params(params):
+    with split.part('sampling_params'):
+      return jax.block_until_ready(sampling_params(params))
+
+  return dataclasses.replace(
+      g, sampler=_TimedSampler(g.sampler, split),
+      tokenizer=_TimedTokenizer(g.tokenizer, split),
+      reward_fn=_timed_reward(g.reward_fn, split),
+      policy=dataclasses.replace(g.policy,
+                                 sampling_params=timed_sampling_params))
 
 
 def plain_sampler_run(sampler: Sampler, params, prompt_ids, config,
@@ -291,60 +306,39 @@ def plain_sampler_run(sampler: Sampler, params, prompt_ids, config,
   return r, out.token_lists()
 
 
-def grpo_step(s: grpo.GRPOSetup, step: int, fixed_sampler: Sampler | None
-              ) -> dict[str, Any]:
-  """Plain sampler run(s), then one timed GRPO step; updates s.state."""
-  config = s.config
-  recs, step_rng, rollout_rng = _step_inputs(s, step)
+def grpo_step(g: grpo.GRPO, state, frozen, step: int,
+              fixed_sampler: Sampler | None) -> tuple[dict[str, Any], Any]:
+  """Plain sampler run(s), then one timed GRPO step; returns (row, state)."""
+  config = g.config
+  recs, rollout_rng = _step_inputs(g, step)
   out: dict[str, Any] = {'step': step}
 
   # The plain sampler on the step's inputs, with the params it will sample.
-  params = jax.block_until_ready(s.policy.sampling_params(s.state.params))
-  prompt_ids = [s.tokenizer.encode(r['prompt'],
-                                   add_bos=s.tokenizer.bos_id is not None)
+  params = jax.block_until_ready(g.policy.sampling_params(state.params))
+  prompt_ids = [g.tokenizer.encode(r['prompt'],
+                                   add_bos=g.tokenizer.bos_id is not None)
                 for r in recs]
   out['plain'], plain_tokens = plain_sampler_run(
-      s.sampler, params, prompt_ids, config, rollout_rng)
+      g.sampler, params, prompt_ids, config, rollout_rng)
   if fixed_sampler is not None:
     out['plain_fixed_length'], _ = plain_sampler_run(
         fixed_sampler, params, prompt_ids, config, rollout_rng)
   del params
   gc.collect()
 
-  # The step, as the recipe runs it.
+  # The step: the recipe's own calls, as `grpo.train` makes them.
   clock, split = _Clock(), _Clock()
+  timed = _timed_pieces(g, split)
   c0, t0 = _COMPILE.seconds, time.perf_counter()
   with clock.part('rollout'):
-    with split.part('sampling_params'):
-      sampling_params = jax.block_until_ready(
-          s.policy.sampling_params(s.state.params))
-    rollouts = rollout_lib.sample_rollouts(
-        sampling_params, _TimedSampler(s.sampler, split),
-        _TimedTokenizer(s.tokenizer, split), recs,
-        _timed_reward(s.reward_fn, split), group_size=config.group_size,
-        max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-        top_p=config.top_p, rng=rollout_rng)
-    del sampling_params
+    rollouts, _ = grpo.rollout(timed, state.params, step)
   with clock.part('batch'):
-    adv = np.asarray(group_advantages(jnp.asarray(rollouts.rewards),
-                                      config.group_size,
-                                      config.scale_rewards))
-    batch = rollout_lib.train_batch(
-        rollouts, adv, width=s.width, num_rows=s.num_rows,
-        mask_truncated=config.mask_truncated_completions)
-  if config.beta > 0:
-    with clock.part('reference'):
-      ref = s.state.params if s.ref_params is None else s.ref_params
-      batch['ref_logps'] = np.asarray(s.ref_logps_fn(ref, batch['tokens']))
-  with clock.part('batch'):
-    batch = jax.block_until_ready(jax.device_put(batch, s.batch_sh))
+    batch = jax.block_until_ready(grpo.make_batch(g, rollouts))
   with clock.part('update'):
-    state = s.state
-    s.state = None
     for _ in range(config.num_iterations):
-      state, metrics = s.train_step(state, batch, step_rng)
+      state, metrics = g.train_step(state, batch, grpo.step_rng(g, step),
+                                    frozen)
     state, metrics = jax.block_until_ready((state, metrics))
-    s.state = state
   wall = time.perf_counter() - t0
 
   parts = {f'{k}_s': clock.seconds.get(k, 0.0) for k in PARTS}
@@ -374,7 +368,7 @@ def grpo_step(s: grpo.GRPOSetup, step: int, fixed_sampler: Sampler | None
   if 'plain_fixed_length' in out:
     out['rollout_over_plain_fixed_length_tok_s'] = (
         out['rollout_tok_s'] / out['plain_fixed_length']['tok_s'])
-  return out
+  return out, state
 
 
 # Summary, report --------------------------------------------------------------
@@ -422,7 +416,7 @@ def _row(label: str, r: dict[str, Any], warmup: bool = False) -> str:
   fixed = r.get('plain_fixed_length', {}).get('tok_s')
   ratio = None if warmup else r.get('rollout_over_plain_tok_s')
   return (f'| {label} | {r["wall_s"]:.2f} | {r["rollout_s"]:.2f} | '
-          f'{r["batch_s"]:.3f} | {r["reference_s"]:.3f} | '
+          f'{r["batch_s"]:.3f} | '
           f'{r["update_s"]:.3f} | {r["other_s"]:.3f} | '
           f'{r["generated_tokens"]:.0f} | {r["rollout_tok_s"]:.0f} | '
           f'{_fmt(plain, ".0f")} | {_fmt(ratio)} '
@@ -439,9 +433,9 @@ def format_report(results: dict[str, Any]) -> str:
       f'{sh["group_size"]} = {sh["rows"]} rows, {sh["max_new_tokens"]} new '
       f'tokens, width {sh["width"]}, beta {sh["beta"]}, mu '
       f'{sh["num_iterations"]}', '',
-      '| step | wall s | rollout s | batch s | reference s | update s | '
+      '| step | wall s | rollout s | batch s | update s (with reference) | '
       'other s | tokens | rollout tok/s | plain tok/s | rollout/plain | '
-      'fixed-length tok/s |', '|---|---|---|---|---|---|---|---|---|---|---|'
+      'fixed-length tok/s |', '|---|---|---|---|---|---|---|---|---|---|'
       '---|']
   for r in results['warmup']:
     lines.append(_row(f'warmup {r["step"]} (compile {r["compile_s"]:.1f}s)',
@@ -484,7 +478,7 @@ _write_json = cli.write_json
 def _progress(kind: str, r: dict[str, Any], done: int, total: int) -> None:
   print(f'# {kind} {done}/{total} (step {r["step"]}): {r["wall_s"]:.2f}s = '
         f'rollout {r["rollout_s"]:.2f} + batch {r["batch_s"]:.3f} + '
-        f'reference {r["reference_s"]:.3f} + update {r["update_s"]:.3f} + '
+        f'update {r["update_s"]:.3f} + '
         f'other {r["other_s"]:.3f}; {r["generated_tokens"]} tokens, '
         f'{r["rollout_tok_s"]:.0f} tok/s vs plain '
         f'{r["plain"]["tok_s"]:.0f}; compile {r["compile_s"]:.1f}s',
@@ -514,31 +508,31 @@ def run(f: flags.FlagValues) -> dict[str, Any]:
         f'lora rank {config.lora.rank})', flush=True)
   t0 = time.perf_counter()
   c0 = _COMPILE.seconds
-  s = build(config)
-  fixed = (Sampler(s.model_cfg, cache_size=s.width, eos_ids=())
+  g, state, frozen = build(config)
+  fixed = (Sampler(g.model_cfg, cache_size=g.width, eos_ids=())
            if f.plain_fixed_length else None)
   results['setup'] = {'seconds': time.perf_counter() - t0,
                       'compile_s': _COMPILE.seconds - c0}
   results['shapes'] = {
-      'policy': config.policy, 'num_params': s.model_cfg.num_params(),
-      'model': dataclasses.asdict(s.model_cfg),
-      'training': (f'LoRA rank {s.lora_cfg.rank}' if s.lora_cfg else
+      'policy': config.policy, 'num_params': g.model_cfg.num_params(),
+      'model': dataclasses.asdict(g.model_cfg),
+      'training': (f'LoRA rank {g.lora_cfg.rank}' if g.lora_cfg else
                    'full fine-tuning'),
       'prompts_per_step': config.prompts_per_step,
-      'group_size': config.group_size, 'rows': s.num_rows,
+      'group_size': config.group_size, 'rows': g.num_rows,
       'max_new_tokens': config.max_new_tokens, 'beta': config.beta,
       'num_iterations': config.num_iterations,
-      'longest_prompt': max(len(s.tokenizer.encode(r['prompt'])) + 1
-                            for r in s.train_records),
-      'width': s.width,
-      'cache_size': s.sampler.cache_size}
+      'longest_prompt': max(len(g.tokenizer.encode(r['prompt'])) + 1
+                            for r in g.train_records),
+      'width': g.width,
+      'cache_size': g.sampler.cache_size}
   results.update(warmup=[], timed=[])
   total = f.warmup + f.steps
   traces = None
   for i in range(total):
     if i == f.warmup:
       traces = dict(sampler_lib.TRACE_COUNTS)
-    r = grpo_step(s, i, fixed)
+    r, state = grpo_step(g, state, frozen, i, fixed)
     kind = 'warmup' if i < f.warmup else 'timed'
     results[kind].append(r)
     _progress(kind, r, i + 1 if kind == 'warmup' else i + 1 - f.warmup,

@@ -73,6 +73,13 @@ def _draw(seed: int, n: int, cfg: synthetic.ArithmeticConfig,
                    'this split; the problem space is too small')
 
 
+def train_problems(task: Mapping[str, Any], num: int,
+                   seed: int) -> list[synthetic.Problem]:
+  """`num` problems of `seed`'s stream, none of them held out."""
+  return _draw(seed, num, arithmetic_config(task),
+               lambda q: not is_held_out(q), unique=False)
+
+
 def synthetic_splits(task: Mapping[str, Any], num_train: int, num_eval: int,
                      seed: int) -> tuple[list, list]:
   """Train and held-out problems of the synthetic task.
@@ -81,11 +88,9 @@ def synthetic_splits(task: Mapping[str, Any], num_train: int, num_eval: int,
   (a seeded draw, repeats possible) never include a held-out question, and
   held-out problems (distinct questions) are the same whatever num_train.
   """
-  cfg = arithmetic_config(task)
-  train = _draw(seed, num_train, cfg, lambda q: not is_held_out(q),
-                unique=False)
-  held_out = _draw(seed + 1_000_003, num_eval, cfg, is_held_out, unique=True)
-  return train, held_out
+  held_out = _draw(seed + 1_000_003, num_eval, arithmetic_config(task),
+                   is_held_out, unique=True)
+  return train_problems(task, num_train, seed), held_out
 
 
 def problem_record(p: synthetic.Problem) -> dict[str, Any]:
@@ -224,7 +229,7 @@ def write_synthetic_traces(path: str, task: Mapping[str, Any], num: int, *,
   stand-in for a file of a reasoning model's long-CoT traces, so that the
   distillation recipe runs without one.
   """
-  problems = synthetic.generate_dataset(seed, num, arithmetic_config(task))
+  problems = train_problems(task, num, seed)  # None held out.
   rng = np.random.default_rng([seed, 1])
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path + '.tmp', 'w') as f:

@@ -16,6 +16,12 @@ Aggregation over the mask M:
   dr_grpo  sum l M / (B * max_completion_length)              (constant)
   dapo     sum l M / num_items_in_batch  (tokens of the whole generation
            batch, over all micro-batches; = bnpo within one batch)
+With gradient accumulation (TRL: each micro-batch's loss / the number of
+micro-batches), grpo, bnpo and dr_grpo are computed per micro-batch (bnpo
+divides by the micro-batch's own completion tokens) and averaged, so bnpo
+under accumulation is not the token mean of the whole batch; dapo is (its
+normaliser counts every micro-batch's tokens). recipes/grpo.py sets the
+train step's `loss_weight` accordingly (1 per micro-batch; tokens for dapo).
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ chosen verifies) give no pair; the counts are logged and returned.
 
 Reference. The reference policy is the initial policy and never changes, so
 each pair's reference log-probs are computed once, with the state's params
-before the first step, and stored in pairs.jsonl (like TRL's
+(sharded on the mesh) before the first step, by a jitted function with
+explicit in / out shardings (`reference_logps`: the outputs stay on the
+devices until one fetch at the end), and stored in pairs.jsonl (like TRL's
 `precompute_ref_log_probs`). This costs one forward pass per pair in total
 instead of one per pair per step, and keeps no second copy of the weights on
 the devices, which passing them as the step's `frozen` argument would. (For
@@ -38,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from absl import logging
 import jax
@@ -286,9 +288,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   # Pairs and their reference log-probs, once (reloaded on resume).
   pairs_path = os.path.join(workdir, PAIRS_FILE)
-  seq_logps_fn = jax.jit(
-      lambda p, t, m: sequence_logps(p, model_cfg, t, m),
-      in_shardings=(shardings.params, batch_sh, batch_sh))
+  seq_logps_fn = make_seq_logps_fn(model_cfg, shardings.params, batch_sh)
   if os.path.exists(pairs_path):
     pairs, stats = load_pairs(pairs_path)
     logging.info('Loaded %d pairs from %s', len(pairs), pairs_path)
@@ -368,18 +368,43 @@ def _width(pairs: Sequence[Pair], config) -> int:
       width)
 
 
-def _set_reference(pairs, ref_params, seq_logps_fn, chunk, width, batch_sh
-                   ) -> None:
-  """Fills pairs' ref_chosen / ref_rejected, `chunk` pairs per call."""
-  arrays = pair_arrays(pairs, width)
-  n = len(pairs)
+def make_seq_logps_fn(model_cfg: TransformerConfig, param_sh: Any,
+                      batch_sh: Any) -> Callable[..., jax.Array]:
+  """jit of `sequence_logps` with explicit shardings: params as the policy's,
+  tokens / mask and the [P, 2] output split over the batch axes."""
+  return jax.jit(lambda p, t, m: sequence_logps(p, model_cfg, t, m),
+                 in_shardings=(param_sh, batch_sh, batch_sh),
+                 out_shardings=batch_sh)
+
+
+def reference_logps(ref_params, seq_logps_fn, tokens: np.ndarray,
+                    mask: np.ndarray, chunk: int, batch_sh) -> np.ndarray:
+  """Summed reference log-probs [P, 2] of all pairs, `chunk` pairs per call.
+
+  DPO's reference log-probs are constant per pair, so they are computed
+  once, on the mesh (the reference sharded like the policy, each chunk
+  split over the batch axes), and fetched to the host once at the end, to
+  be saved with the pairs (a resumed run needs no reference) and fed to
+  each step with its batch like the tokens: no per-step reference forward
+  and no per-chunk host round trip.
+  """
+  n = len(tokens)
+  outs = []
   for start in range(0, n, chunk):
     idx = np.arange(start, start + chunk) % n  # The last chunk wraps round.
-    part = jax.device_put({k: arrays[k][idx] for k in ('tokens', 'mask')},
-                          batch_sh)
-    ref = np.asarray(seq_logps_fn(ref_params, part['tokens'], part['mask']))
-    for row, i in enumerate(idx[:min(chunk, n - start)]):
-      pairs[i].ref_chosen, pairs[i].ref_rejected = map(float, ref[row])
+    part = jax.device_put((tokens[idx], mask[idx]), batch_sh)
+    outs.append(seq_logps_fn(ref_params, *part))  # Stays on the devices.
+  return np.concatenate(jax.device_get(outs))[:n]
+
+
+def _set_reference(pairs, ref_params, seq_logps_fn, chunk, width, batch_sh
+                   ) -> None:
+  """Fills pairs' ref_chosen / ref_rejected (`reference_logps`)."""
+  arrays = pair_arrays(pairs, width)
+  ref = reference_logps(ref_params, seq_logps_fn, arrays['tokens'],
+                        arrays['mask'], chunk, batch_sh)
+  for pair, (c, r) in zip(pairs, ref.tolist()):
+    pair.ref_chosen, pair.ref_rejected = c, r
 
 
 def _pair_indices(step: int, per_step: int, n: int, seed: int) -> np.ndarray:

@@ -17,6 +17,22 @@ Old log-probs for mu > 1 are the sampler's own (log_softmax(logits / T) of
 the sampled tokens under the policy that sampled them), so no extra forward
 pass is spent on them; with mu = 1 the ratio is exactly 1.
 
+Structure (as recipes/sft.py): `build` returns a frozen `GRPO` of static
+pieces (data, sampler, shardings, the jitted step) plus the TrainState and
+the frozen reference, which the loop passes explicitly; `rollout` and
+`make_batch` are the step's host side (tools/bench_grpo.py times these same
+calls). Everything trained or frozen lives on the mesh: the state with the
+shardings of the logical rules, the reference (beta > 0) with the same
+param shardings, passed as the step's non-donated `frozen` argument. The
+reference log-probs are computed inside the jitted step (a forward of the
+frozen params under stop_gradient), so they never leave the devices; with
+mu > 1 each of the mu steps recomputes them (one extra forward per step).
+
+Gradient accumulation (`grad_accum_steps`) follows TRL: grpo, bnpo and
+dr_grpo normalise each micro-batch on its own (bnpo by the micro-batch's
+completion tokens) and average micro-batches equally; dapo normalises by
+the tokens of the whole batch (micro-batches weighted by their tokens).
+
 LoRA (`config.lora.rank > 0`, variant 'lora'): the state's params are
 {'base', 'lora'} with only the adapters trained; rollouts and evaluation
 sample from the merged weights, the loss runs the adapted model (with LoRA
@@ -32,7 +48,7 @@ import functools
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from absl import logging
 import jax
@@ -104,30 +120,44 @@ def policy_fns(model_cfg, lora_cfg: lora.LoraConfig | None) -> PolicyFns:
                                                 lora_cfg=lora_cfg)))
 
 
-def make_loss_fn(model_cfg, config, apply=None):
+def make_loss_fn(model_cfg, config, policy: PolicyFns | None = None):
   """loss_fn(params, batch, rng, frozen) for the jitted train step.
 
-  `apply(params, tokens, rng) -> logits` defaults to the plain Transformer.
+  batch: tokens [N, W] int32, mask / old_logps [N, W-1], advantages [N].
+  With beta > 0 the reference log-probs are computed here, inside the
+  jitted step: from `frozen` (the frozen initial params, sharded like the
+  policy) or, with LoRA (`policy.reference`), from the base in `params`
+  with adapters off (frozen is None). Both under stop_gradient.
   """
   loss_type = config.loss_type
-  apply = apply or policy_fns(model_cfg, None).apply
+  policy = policy or policy_fns(model_cfg, None)
 
   def loss_fn(params, batch, rng, frozen):
-    logits = apply(params, batch['tokens'], rng)  # [N, W, V]
-    logps = next_token_log_probs(logits, batch['tokens'],
+    tokens = batch['tokens']  # [N, W]
+    logits = policy.apply(params, tokens, rng)  # [N, W, V]
+    logps = next_token_log_probs(logits, tokens,
                                  config.temperature)  # [N, W-1]
+    ref = None
+    if config.beta > 0:
+      ref_logits = (policy.reference(params, tokens) if policy.reference
+                    else policy.apply(frozen, tokens, None))
+      ref = jax.lax.stop_gradient(
+          next_token_log_probs(ref_logits, tokens, config.temperature))
     old = batch['old_logps'] if config.num_iterations > 1 else None
     loss, metrics = grpo_loss(
-        logps, old, batch.get('ref_logps'), batch['advantages'],
-        batch['mask'], epsilon_low=config.epsilon_low,
-        epsilon_high=config.epsilon_high, beta=config.beta,
-        loss_type=loss_type,
+        logps, old, ref, batch['advantages'], batch['mask'],
+        epsilon_low=config.epsilon_low, epsilon_high=config.epsilon_high,
+        beta=config.beta, loss_type=loss_type,
         max_completion_length=config.max_new_tokens)
-    # Gradient accumulation weight: tokens for token-mean losses, rows else.
-    if loss_type in ('bnpo', 'dapo'):
+    # Gradient accumulation weight (train/step.py). dapo normalises by the
+    # tokens of the whole batch (TRL's num_items_in_batch), so micro-batches
+    # weigh by their tokens; grpo, bnpo and dr_grpo are normalised within
+    # each micro-batch and micro-batches weigh equally, as TRL's loss / GA
+    # (bnpo: each micro-batch by its own token count).
+    if loss_type == 'dapo':
       metrics['loss_weight'] = batch['mask'].sum()
     else:
-      metrics['loss_weight'] = jnp.float32(batch['mask'].shape[0])
+      metrics['loss_weight'] = jnp.float32(1.0)
     return loss, metrics
 
   return loss_fn
@@ -144,34 +174,54 @@ def load_policy_or_init(config: ml_collections.ConfigDict):
       tokenizer)
 
 
-@dataclasses.dataclass
-class GRPOSetup:
-  """What a GRPO run builds before its loop (also used by tools/bench_grpo)."""
+@dataclasses.dataclass(frozen=True)
+class GRPO:
+  """The static pieces of a run: data, sampler, shardings, the jitted step.
+
+  The train state and the frozen reference are not in here: `build` returns
+  them beside it and the loop passes them explicitly, as in recipes/sft.py:
+
+    g, state, frozen = grpo.build(config)
+    rollouts, rounds = grpo.rollout(g, state.params, step)
+    batch = grpo.make_batch(g, rollouts)
+    state, metrics = g.train_step(state, batch, grpo.step_rng(g, step), frozen)
+
+  `train_step(state, batch, rng, frozen) -> (state, metrics)` is jitted with
+  the state's shardings (donated), the batch's and, for `frozen`, the
+  reference's (`frozen_shardings`: the policy's param shardings from the
+  same logical rules; None when there is no separate reference: beta = 0,
+  or LoRA, whose reference is the base inside the state).
+  """
 
   config: ml_collections.ConfigDict
   mesh: Any
+  rules: Any
   model_cfg: Any
   tokenizer: Any
   policy: PolicyFns
   lora_cfg: lora.LoraConfig | None
-  train_records: list
-  eval_records: list
+  train_records: Sequence[dict]
+  eval_records: Sequence[dict]
   reward_fn: Callable
-  state: Any  # TrainState (the policy's weights, a fresh optimizer).
-  shardings: Any
-  ref_params: Any  # Frozen host copy of the initial policy, or None.
-  train_step: Callable
-  ref_logps_fn: Callable
-  batch_sh: Any
-  width: int  # Static row width: prompt + max_new_tokens, rounded up.
   sampler: Sampler
-  num_rows: int
+  width: int  # Static row width: prompt + max_new_tokens, rounded up.
+  num_rows: int  # prompts_per_step * group_size.
+  shardings: Any  # Of the TrainState.
+  frozen_shardings: Any  # Of the frozen reference params, or None.
+  batch_sh: Any
+  train_step: Callable[..., tuple[Any, dict]]
 
 
-def build(config: ml_collections.ConfigDict) -> GRPOSetup:
-  """Policy, data, reward, sharded state and the jitted pieces of a run."""
+def build(config: ml_collections.ConfigDict, mesh: Any = None
+          ) -> tuple[GRPO, Any, Any]:
+  """(GRPO pieces, initial TrainState, frozen reference params or None).
+
+  `mesh` defaults to `make_mesh(config.mesh)`. The reference (beta > 0,
+  full fine-tuning) is a copy of the initial params placed with the
+  policy's param shardings; the step reads it as its non-donated `frozen`.
+  """
   check_config(config)
-  mesh = mesh_lib.make_mesh(config.mesh)
+  mesh = mesh or mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.rules_from_config(config.get('sharding_rules'))
 
   # Policy (an SFT workdir or a Hugging Face folder) and data.
@@ -194,56 +244,118 @@ def build(config: ml_collections.ConfigDict) -> GRPOSetup:
     trainable = lora.trainable_mask
   state, shardings = state_from_params(params, init_fn, tx_factory, mesh,
                                        rules, trainable)
-  # The reference: a frozen host copy of the initial policy, or with LoRA
-  # the base inside the state (adapters off), read anew each step.
-  ref_params = params if config.beta > 0 and lora_cfg is None else None
+  # The reference: a frozen copy of the initial policy sharded like it, or
+  # with LoRA the base inside the state (adapters off).
+  frozen, frozen_sh = None, None
+  if config.beta > 0 and lora_cfg is None:
+    frozen_sh = shardings.params
+    # Its own buffers (jnp.copy: jit would forward an unchanged input), so
+    # donating the state never deletes the reference.
+    frozen = jax.jit(lambda p: jax.tree.map(jnp.copy, p),
+                     in_shardings=(frozen_sh,), out_shardings=frozen_sh)(params)
   del params
 
-  # Jitted pieces.
-  train_step = make_train_step(
-      make_loss_fn(model_cfg, config, policy.apply), shardings, mesh,
+  step = make_train_step(
+      make_loss_fn(model_cfg, config, policy), shardings, mesh,
       schedule=optim.make_schedule(config.optim), rules=rules,
-      grad_accum_steps=config.grad_accum_steps)
-  ref_apply = policy.reference or (lambda p, t: policy.apply(p, t, None))
-  ref_logps_fn = jax.jit(lambda p, t: next_token_log_probs(
-      ref_apply(p, t), t, config.temperature))
+      grad_accum_steps=config.grad_accum_steps, frozen_shardings=frozen_sh)
+  if frozen_sh is None:
+    train_step = lambda state, batch, rng, frozen=None: step(state, batch,
+                                                              rng)
+  else:
+    train_step = step
   prompt_len = max(len(tokenizer.encode(r['prompt'])) + 1
                    for r in train_records)
   width = -(-(prompt_len + config.max_new_tokens) // 32) * 32
   sampler = Sampler(model_cfg, cache_size=width, tokenizer=tokenizer,
                     stop_strings=tuple(config.stop_strings))
-  return GRPOSetup(
-      config=config, mesh=mesh, model_cfg=model_cfg, tokenizer=tokenizer,
-      policy=policy, lora_cfg=lora_cfg, train_records=train_records,
-      eval_records=eval_records, reward_fn=reward_fn, state=state,
-      shardings=shardings, ref_params=ref_params, train_step=train_step,
-      ref_logps_fn=ref_logps_fn, batch_sh=batch_sharding(mesh, rules),
-      width=width, sampler=sampler,
-      num_rows=config.prompts_per_step * config.group_size)
+  g = GRPO(config=config, mesh=mesh, rules=rules, model_cfg=model_cfg,
+           tokenizer=tokenizer, policy=policy, lora_cfg=lora_cfg,
+           train_records=train_records, eval_records=eval_records,
+           reward_fn=reward_fn, sampler=sampler, width=width,
+           num_rows=config.prompts_per_step * config.group_size,
+           shardings=shardings, frozen_shardings=frozen_sh,
+           batch_sh=batch_sharding(mesh, rules), train_step=train_step)
+  return g, state, frozen
+
+
+def step_rng(g: GRPO, step: int) -> jax.Array:
+  """The rng of step `step`: rollouts fold in the round, the step its count."""
+  return jax.random.fold_in(jax.random.key(g.config.seed), step)
+
+
+def step_records(g: GRPO, step: int, round_: int = 0) -> list[dict]:
+  """The training records sampled in (step, round), with their '_index'."""
+  idx = _prompt_indices(step, round_, g.config, len(g.train_records))
+  return [g.train_records[i] | {'_index': int(i)} for i in idx]
+
+
+def rollout(g: GRPO, params: Any, step: int, *,
+            on_round: Callable[[rollout_lib.Rollouts], None] | None = None
+            ) -> tuple[rollout_lib.Rollouts, int]:
+  """The step's rollouts from the state's params; returns (rollouts, rounds).
+
+  G samples of each of P prompts, rewarded; with DAPO dynamic sampling,
+  groups whose rewards are all equal are dropped and more prompts sampled
+  (up to max_sampling_rounds). `on_round(rollouts)` sees every round's
+  rollouts before filtering (the recipe logs LIMR rewards there).
+  """
+  config = g.config
+  rng = step_rng(g, step)
+  sampling_params = g.policy.sampling_params(params)
+  parts, kept, rounds = [], 0, 0
+  while kept < config.prompts_per_step:
+    r = rollout_lib.sample_rollouts(
+        sampling_params, g.sampler, g.tokenizer, step_records(g, step, rounds),
+        g.reward_fn, group_size=config.group_size,
+        max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+        top_p=config.top_p, rng=jax.random.fold_in(rng, rounds))
+    if on_round is not None:
+      on_round(r)
+    rounds += 1
+    if config.dynamic_sampling:
+      varied = r.group_rewards().std(axis=1) > 0
+      if rounds >= config.max_sampling_rounds:
+        varied |= True  # Give up filtering: keep what we have.
+      r = r.select_groups(varied)
+    parts.append(r)
+    kept += len(r.records)
+  rollouts = rollout_lib.Rollouts.concat(parts)
+  if len(rollouts.records) > config.prompts_per_step:
+    keep = np.zeros(len(rollouts.records), bool)
+    keep[:config.prompts_per_step] = True
+    rollouts = rollouts.select_groups(keep)
+  return rollouts, rounds
+
+
+def make_batch(g: GRPO, rollouts: rollout_lib.Rollouts) -> dict[str, Any]:
+  """Group advantages and the fixed-shape batch, placed with the step's
+  batch sharding: tokens [N, W], mask / old_logps [N, W-1], advantages [N]."""
+  adv = np.asarray(group_advantages(jnp.asarray(rollouts.rewards),
+                                    g.config.group_size,
+                                    g.config.scale_rewards))
+  batch = rollout_lib.train_batch(
+      rollouts, adv, width=g.width, num_rows=g.num_rows,
+      mask_truncated=g.config.mask_truncated_completions)
+  return jax.device_put(batch, g.batch_sh)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs GRPO; returns final metrics and held-out pass@1 before and after."""
-  s = build(config)
-  model_cfg, tokenizer, policy = s.model_cfg, s.tokenizer, s.policy
-  train_records, eval_records = s.train_records, s.eval_records
-  reward_fn, sampler, width = s.reward_fn, s.sampler, s.width
-  train_step, ref_logps_fn, ref_params = (s.train_step, s.ref_logps_fn,
-                                          s.ref_params)
-  batch_sh, num_rows = s.batch_sh, s.num_rows
+  g, state, frozen = build(config)
+  model_cfg, tokenizer, policy = g.model_cfg, g.tokenizer, g.policy
   # The run's config with the policy's actual shape, so that `load_policy`
   # (and the generate CLI) can open this workdir like an SFT one.
   saved_config = ml_collections.ConfigDict(config.to_dict())
   saved_config.model = dataclasses.asdict(model_cfg)
   run_config.save_run_config(workdir, saved_config, tokenizer)
   run = run_context.RunContext.from_config(workdir, config)
-  state, start = run.resume(s.state, s.shardings)
-  s.state = None  # The loop owns (and donates) the state from here.
+  state, start = run.resume(state, g.shardings)
 
   def evaluate(params, tag):
     res = pass_at_k.evaluate(
-        jax.device_get(params), model_cfg, tokenizer, eval_records,
-        lambda text, rec: reward_fn([text], [rec])[0] >= config.reward.get(
+        jax.device_get(params), model_cfg, tokenizer, g.eval_records,
+        lambda text, rec: g.reward_fn([text], [rec])[0] >= config.reward.get(
             'correct_threshold', 1.0),
         max_new_tokens=config.max_new_tokens, temperature=0.0)
     logging.info('%s: held-out greedy pass@1 %.3f (95%% CI %.3f-%.3f, %d '
@@ -252,59 +364,26 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return res
 
   result: dict[str, Any] = {}
-  if config.eval_before and start == 0 and eval_records:
+  if config.eval_before and start == 0 and g.eval_records:
     result['eval_before'] = evaluate(policy.sampling_params(state.params),
                                      'before GRPO')
 
-  rng = jax.random.key(config.seed)
-  order = np.random.default_rng(config.seed)
   limr_path = os.path.join(workdir, 'limr_rewards.jsonl')
   metrics = {}
   for step in range(start, config.total_steps):
     t0 = time.perf_counter()
-    step_rng = jax.random.fold_in(rng, step)
     # 1. Rollouts (with DAPO dynamic sampling).
-    parts, kept, rounds = [], 0, 0
-    sampling_params = policy.sampling_params(state.params)
-    while kept < config.prompts_per_step:
-      idx = _prompt_indices(step, rounds, config, len(train_records), order)
-      recs = [train_records[i] | {'_index': int(i)} for i in idx]
-      r = rollout_lib.sample_rollouts(
-          sampling_params, sampler, tokenizer, recs, reward_fn,
-          group_size=config.group_size, max_new_tokens=config.max_new_tokens,
-          temperature=config.temperature, top_p=config.top_p,
-          rng=jax.random.fold_in(step_rng, rounds))
-      _log_limr(limr_path, r, step, len(train_records), config)
-      rounds += 1
-      if config.dynamic_sampling:
-        varied = r.group_rewards().std(axis=1) > 0
-        if rounds >= config.max_sampling_rounds:
-          varied |= True  # Give up filtering: keep what we have.
-        r = r.select_groups(varied)
-      parts.append(r)
-      kept += len(r.records)
-    rollouts = rollout_lib.Rollouts.concat(parts)
-    if len(rollouts.records) > config.prompts_per_step:
-      keep = np.zeros(len(rollouts.records), bool)
-      keep[:config.prompts_per_step] = True
-      rollouts = rollouts.select_groups(keep)
-    del sampling_params
+    rollouts, rounds = rollout(
+        g, state.params, step,
+        on_round=lambda r: _log_limr(limr_path, r, step,
+                                     len(g.train_records), config))
     t_rollout = time.perf_counter() - t0
-
-    # 2. Advantages and the fixed-shape batch.
-    adv = np.asarray(group_advantages(jnp.asarray(rollouts.rewards),
-                                      config.group_size, config.scale_rewards))
-    batch = rollout_lib.train_batch(
-        rollouts, adv, width=width, num_rows=num_rows,
-        mask_truncated=config.mask_truncated_completions)
-    if config.beta > 0:
-      ref = state.params if ref_params is None else ref_params
-      batch['ref_logps'] = np.asarray(ref_logps_fn(ref, batch['tokens']))
-    batch = jax.device_put(batch, batch_sh)
-
-    # 3. mu optimizer steps on the same rollouts.
+    # 2. Advantages and the fixed-shape batch, on the mesh.
+    batch = make_batch(g, rollouts)
+    # 3. mu optimizer steps on the same rollouts (the reference log-probs
+    # are computed inside each, from `frozen`).
     for _ in range(config.num_iterations):
-      state, metrics = train_step(state, batch, step_rng)
+      state, metrics = g.train_step(state, batch, step_rng(g, step), frozen)
     # Wait for the update, so that the next step's rollout clock (and its
     # rollout tokens/s) does not include this update's tail.
     jax.block_until_ready(metrics)
@@ -318,7 +397,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   result['final_metrics'] = {k: float(v) for k, v in
                              jax.device_get(metrics).items()}
-  if eval_records:
+  if g.eval_records:
     result['eval_after'] = evaluate(policy.sampling_params(state.params),
                                     'after GRPO')
   if config.get('export_hf') and jax.process_index() == 0:  # LoRA merged.
@@ -333,7 +412,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return result
 
 
-def _prompt_indices(step, round_, config, n, rng) -> np.ndarray:
+def _prompt_indices(step, round_, config, n) -> np.ndarray:
   """Deterministic prompts of (step, round): epochs of a seeded permutation."""
   p = config.prompts_per_step
   start = (step * config.max_sampling_rounds + round_) * p
@@ -343,7 +422,6 @@ def _prompt_indices(step, round_, config, n, rng) -> np.ndarray:
   if len(idx) < p:  # Wrap into the next epoch.
     nxt = np.random.default_rng([config.seed, epoch + 1]).permutation(n)
     idx = np.concatenate([idx, nxt[:p - len(idx)]])
-  del rng
   return idx
 
 
