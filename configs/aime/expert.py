@@ -4,7 +4,7 @@ r"""Stage 1 of the imitation study: a SAC expert and the two datasets.
       --workdir=runs/aime/walker-stand/expert
 
 Writes WORKDIR/data/{embodiment,demos}/*.npz and info.json (see
-jaxreason/imitation/stages.py). The demonstrations are episodes of the trained
+jaxreason/imitation/data.py). The demonstrations are episodes of the trained
 agent; the embodiment data are `embodiment_episodes` episodes of
 `embodiment_policy`: 'random' (default; task-agnostic, as in AIME-v2) or
 'sac_early' (the SAC run's first episodes: random-action ones, then early
