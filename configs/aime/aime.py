@@ -15,7 +15,7 @@ r"""AIME (offline) and AIME-v2 (online) imitation from observation.
 Variants after the task: v2; its ablations v2,no_reg (no embodiment data in
 the online world-model batches) and v2,no_reward (no surrogate reward or
 imagination: AIME's loss, online); v2,adversarial (a discriminator reward);
-debug. See jaxreason/imitation/world_model_stages.py.
+debug. See jaxreason/recipes/aime.py.
 """
 
 from jaxreason import config_defaults

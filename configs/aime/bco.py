@@ -19,11 +19,13 @@ def get_config(arg: str = ''):
   c.bco = dict(hidden=(256, 256), learning_rate=1e-3, batch_size=256,
                idm_steps=10_000, bc_steps=10_000, log_every=1000)
   c.eval_episodes = 10
+  c.checkpoint_every = 1000  # Steps (idm_steps + bc_steps in all).
   for v in variants:
     if v == 'debug':
       config_defaults.aime_debug(c)
-      c.bco.update(hidden=(16,), batch_size=8, idm_steps=4, bc_steps=4,
-                   log_every=2)
+      c.bco.update(hidden=(16,), batch_size=8, idm_steps=1, bc_steps=1,
+                   log_every=1)
+      c.checkpoint_every = 1
     else:
       raise ValueError(f'Unknown variant {v!r}: expected a task name first, '
                        f'then debug')

@@ -4,10 +4,12 @@ r"""Stage 1 of the imitation study: a SAC expert and the two datasets.
       --workdir=runs/aime/walker-stand/expert
 
 Writes WORKDIR/data/{embodiment,demos}/*.npz and info.json (see
-jaxreason/imitation/stages.py). The demonstrations are episodes of the trained
-agent; the embodiment data are the run's first `embodiment_episodes` episodes
-(the random-action ones, then early, pre-competence SAC episodes), so it holds
-the robot's own behaviour but no expert behaviour. Argument: TASK[,debug].
+jaxreason/imitation/data.py). The demonstrations are episodes of the trained
+agent; the embodiment data are `embodiment_episodes` episodes of
+`embodiment_policy`: 'random' (default; task-agnostic, as in AIME-v2) or
+'sac_early' (the SAC run's first episodes: random-action ones, then early
+SAC ones, which the task reward already shapes; the README's study used
+these). Argument: TASK[,debug].
 """
 
 from jaxreason import config_defaults
@@ -24,7 +26,8 @@ def get_config(arg: str = ''):
   # Walker-stand's SAC returns were still ~500 after 40k agent steps here.
   c.sac_steps = 100_000  # Agent steps (x action_repeat env steps).
   c.total_steps = 50  # Chunks (checkpoint + log after each).
-  c.embodiment_episodes = 20  # 10 random + 10 early SAC episodes.
+  c.embodiment_policy = 'random'  # or 'sac_early'.
+  c.embodiment_episodes = 20
   c.num_demos = 10
   for v in variants:
     if v == 'debug':

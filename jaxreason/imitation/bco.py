@@ -59,7 +59,7 @@ class InverseDynamics(nn.Module):
   @nn.compact
   def __call__(self, obs: Array, next_obs: Array) -> Array:
     x = jnp.concatenate([obs, next_obs - obs], axis=-1)
-    return jnp.tanh(networks.MLP(tuple(self.hidden) + (self.action_dim,))(x))
+    return jnp.tanh(networks.mlp(self.hidden, self.action_dim)(x))
 
 
 class DeterministicActor(nn.Module):
@@ -70,7 +70,7 @@ class DeterministicActor(nn.Module):
 
   @nn.compact
   def __call__(self, obs: Array) -> Array:
-    return jnp.tanh(networks.MLP(tuple(self.hidden) + (self.action_dim,))(obs))
+    return jnp.tanh(networks.mlp(self.hidden, self.action_dim)(obs))
 
 
 def _regression_step(state: TrainState, inputs: tuple[Array, ...],

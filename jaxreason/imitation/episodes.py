@@ -411,11 +411,21 @@ class ReplayBuffer:
     return f'ep{episode_id:08d}-len{episode_length(episode)}.npz'
 
   @staticmethod
-  def has_checkpoint(directory: str) -> bool:
-    return os.path.exists(os.path.join(directory, _MANIFEST))
+  def _manifest(directory: str, step: int | None) -> str:
+    name = _MANIFEST if step is None else f'replay-{step:08d}.json'
+    return os.path.join(directory, name)
 
-  def save(self, directory: str) -> None:
-    """Writes episodes not yet in `directory`, the manifest, then prunes."""
+  @staticmethod
+  def has_checkpoint(directory: str, step: int | None = None) -> bool:
+    return os.path.exists(ReplayBuffer._manifest(directory, step))
+
+  def save(self, directory: str, step: int | None = None) -> None:
+    """Writes episodes not yet in `directory`, then the manifest atomically.
+
+    With `step`, the manifest is that step's (a `train.checkpoint.HostState`
+    beside the checkpoints; `prune` removes old ones); without, the one
+    manifest of `directory`, and episodes it no longer lists are deleted.
+    """
     os.makedirs(directory, exist_ok=True)
     names = []
     for episode_id, ep in self._items:
@@ -423,24 +433,57 @@ class ReplayBuffer:
       if not os.path.exists(os.path.join(directory, name)):
         save_episode(directory, ep, name=name)
       names.append(name)
-    _write_json_atomic(os.path.join(directory, _MANIFEST),
+    _write_json_atomic(self._manifest(directory, step),
                        {'version': 1, 'next_id': self._next_id,
                         'files': names})
-    keep = set(names)
+    if step is None:
+      self._delete_unlisted(directory, set(names))
+
+  def prune(self, directory: str, keep_steps: Sequence[int]) -> None:
+    """Deletes step manifests not in keep_steps and episodes none lists."""
+    if not os.path.isdir(directory):
+      return
+    keep = {os.path.basename(self._manifest(directory, s)) for s in keep_steps}
+    listed = set()
+    for f in os.listdir(directory):
+      if not (f.startswith('replay') and f.endswith('.json')):
+        continue
+      if f != _MANIFEST and f not in keep:
+        os.unlink(os.path.join(directory, f))
+        continue
+      with open(os.path.join(directory, f)) as fp:
+        listed.update(json.load(fp)['files'])
+    self._delete_unlisted(directory, listed)
+
+  @staticmethod
+  def _saved_steps(directory: str) -> list[int]:
+    return sorted(int(f[len('replay-'):-len('.json')])
+                  for f in os.listdir(directory)
+                  if f.startswith('replay-') and f.endswith('.json'))
+
+  @staticmethod
+  def _delete_unlisted(directory: str, keep: set[str]) -> None:
     for f in os.listdir(directory):
       if f.startswith('ep') and f.endswith('.npz') and f not in keep:
         os.unlink(os.path.join(directory, f))
 
-  def restore(self, directory: str) -> 'ReplayBuffer':
-    """Replaces the contents with the last save in `directory`; returns self."""
-    path = os.path.join(directory, _MANIFEST)
+  def restore(self, directory: str, step: int | None = None
+              ) -> 'ReplayBuffer':
+    """Replaces the contents with a save in `directory` (of `step`); self."""
+    path = self._manifest(directory, step)
     if not os.path.exists(path):
       raise FileNotFoundError(f'No replay buffer saved in {directory} '
-                              f'({_MANIFEST} missing)')
+                              f'({os.path.basename(path)} missing)')
     with open(path) as f:
       manifest = json.load(f)
+    if step is not None:  # Saves of later steps (their checkpoints never
+      # completed) go, so that their episodes are written again.
+      later = [s for s in self._saved_steps(directory) if s > step]
+      self.prune(directory, [s for s in self._saved_steps(directory)
+                             if s not in later])
     self._items.clear()
     self._num_steps = 0
+    self._open = None
     for name in manifest['files']:
       episode_id = int(name[2:10])
       ep = load_episode(os.path.join(directory, name), required_keys=())

@@ -1,4 +1,7 @@
-"""Small Flax linen networks for state-based control: MLP, actor, twin critic.
+"""Small Flax linen networks for state-based control: actor, twin critic.
+
+The layers are `jaxreason.models.world_model.networks.MLP` (ReLU, no
+LayerNorm: `mlp`).
 
   actor = TanhGaussianActor(action_dim=6)
   params = actor.init(key, obs)['params']                 # obs [B, D]
@@ -20,23 +23,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxreason.models.world_model.networks import MLP
+
 Array = jax.Array
 
 
-class MLP(nn.Module):
-  """Dense layers of sizes `features`; `activation` between them."""
-
-  features: Sequence[int]
-  activation: Callable[[Array], Array] = nn.relu
-  activate_final: bool = False
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    for i, size in enumerate(self.features):
-      x = nn.Dense(size)(x)
-      if i < len(self.features) - 1 or self.activate_final:
-        x = self.activation(x)
-    return x
+def mlp(hidden: Sequence[int], out: int | None = None,
+        name: str | None = None) -> MLP:
+  """ReLU layers of widths `hidden` (no LayerNorm), then Dense(out) if set."""
+  return MLP(tuple(hidden), out=out, act='relu', layer_norm=False, name=name)
 
 
 def tanh_log_det_jacobian(u: Array) -> Array:
@@ -72,7 +67,7 @@ class TanhGaussianActor(nn.Module):
   log_std_max: float = 2.0
 
   def setup(self):
-    self.torso = MLP(tuple(self.hidden), activate_final=True)
+    self.torso = mlp(self.hidden)
     self.head = nn.Dense(2 * self.action_dim)
 
   def __call__(self, obs: Array) -> tuple[Array, Array]:
@@ -112,8 +107,8 @@ class DoubleQCritic(nn.Module):
   hidden: Sequence[int] = (256, 256)
 
   def setup(self):
-    self.q1 = MLP(tuple(self.hidden) + (1,))
-    self.q2 = MLP(tuple(self.hidden) + (1,))
+    self.q1 = mlp(self.hidden, 1)
+    self.q2 = mlp(self.hidden, 1)
 
   def __call__(self, obs: Array, action: Array) -> tuple[Array, Array]:
     x = jnp.concatenate([obs, action], axis=-1)

@@ -280,7 +280,8 @@ def train_sac(env, config: SACConfig, steps: int, *, seed: int = 0,
     env: has reset(), step(action), sample_action(rng), obs_dim, action_dim.
     config: hyperparameters.
     steps: agent steps to take (an unfinished last episode is dropped).
-    seed: seeds init, action sampling and batch sampling.
+    seed: seeds init, action sampling, batch sampling and the env's first
+      reset (later resets continue the env's random state).
     state: continue from this state instead of a fresh `init`.
     buffer: continue with this buffer (e.g. restored) instead of a new one.
     on_episode: called after each finished episode as
@@ -308,7 +309,7 @@ def train_sac(env, config: SACConfig, steps: int, *, seed: int = 0,
                                                             resumed_updates))
   episodes = []
   metrics: dict[str, Any] = {}
-  step = env.reset()
+  step = env.reset(seed=seed)  # Chunks of a run start reproducibly.
   buffer.add_step(step)
   start, last_log_t = time.time(), 0
   for t in range(steps):

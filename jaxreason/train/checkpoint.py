@@ -5,12 +5,18 @@ complete, so a run killed during a save leaves the previous checkpoint as the
 latest one; leftover temporary directories are removed on the next start.
 Restarting with the same workdir resumes the state *and* the grain iterator,
 so the next batches are exactly those an uninterrupted run would have seen.
+
+Host state that is not a pytree of arrays (a replay buffer of episodes) goes
+beside the checkpoints: each `HostState` saves itself for a step before that
+step's checkpoint is written, and is restored for the step the checkpoint
+restores, so the two never disagree after a kill; saves of steps whose
+checkpoints are gone are pruned.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping, Protocol, Sequence
 
 from absl import logging
 import grain
@@ -18,12 +24,33 @@ import jax
 import orbax.checkpoint as ocp
 
 
+class HostState(Protocol):
+  """Host-side state saved beside the checkpoints, one folder per object."""
+
+  def save(self, directory: str, step: int) -> None:
+    """Saves the state of `step` (atomically) into `directory`."""
+
+  def restore(self, directory: str, step: int) -> Any:
+    """Replaces the contents with what `save(directory, step)` wrote."""
+
+  def prune(self, directory: str, keep_steps: Sequence[int]) -> None:
+    """Deletes the saves of steps not in `keep_steps`."""
+
+
 class Checkpointer:
-  """Saves and restores {'state': TrainState, 'data': grain iterator}."""
+  """Saves and restores {'state': TrainState, 'data': grain iterator}.
+
+  `host_state` {name: HostState} is saved in `host_dir/name` (default: the
+  folder above `directory`, i.e. the workdir) beside each checkpoint.
+  """
 
   def __init__(self, directory: str, *, save_every: int = 1000,
-               max_to_keep: int | None = 3, async_save: bool = True):
+               max_to_keep: int | None = 3, async_save: bool = True,
+               host_state: Mapping[str, HostState] | None = None,
+               host_dir: str | None = None):
     self.directory = os.path.abspath(directory)
+    self.host_state = dict(host_state or {})
+    self.host_dir = host_dir or os.path.dirname(self.directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -44,6 +71,9 @@ class Checkpointer:
   def save(self, step: int, state: Any, data_iter: Any = None, *,
            force: bool = False, extra: dict | None = None) -> bool:
     """Saves if `step` is due (or `force`). Returns whether it saved."""
+    if self.host_state and (force or self._manager.should_save(step)):
+      for name, host in self.host_state.items():
+        host.save(os.path.join(self.host_dir, name), step)
     items = {'state': ocp.args.StandardSave(state)}
     if data_iter is not None:
       items['data'] = grain.checkpoint.CheckpointSave(data_iter)
@@ -53,6 +83,9 @@ class Checkpointer:
                                force=force)
     if saved:
       logging.info('Saving checkpoint for step %d to %s', step, self.directory)
+      keep = sorted(set(self.all_steps()) | {step})
+      for name, host in self.host_state.items():
+        host.prune(os.path.join(self.host_dir, name), keep)
     return saved
 
   def restore(self, abstract_state: Any, data_iter: Any = None,
@@ -75,6 +108,8 @@ class Checkpointer:
     logging.info('Restored checkpoint of step %d from %s', step,
                  self.directory)
     extra = restored['extra'] if 'extra' in items else None
+    for name, host in self.host_state.items():
+      host.restore(os.path.join(self.host_dir, name), step)
     return restored['state'], extra
 
   def wait(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging as std_logging
 import os
 import signal
-from typing import Any
+from typing import Any, Mapping
 
 from absl import logging
 import jax
@@ -59,26 +59,38 @@ class StopRequested:
 
 
 class RunContext:
-  """Checkpointing, metrics and progress of one training run in `workdir`."""
+  """Checkpointing, metrics and progress of one training run in `workdir`.
+
+  The loop's step is the checkpoint's step (what `restore_or_init` returns
+  and `after_step` saves under), which may count something else than
+  optimiser updates (episodes, chunks). `host_state` {name: HostState}, e.g.
+  a replay buffer, is saved in workdir/name beside each checkpoint and
+  restored with it (train/checkpoint.py). `extra`, a JSON-able dict given to
+  `after_step`, is saved with the checkpoint and is `self.extra` after a
+  restore (None on a fresh start).
+  """
 
   def __init__(self, workdir: str, total_steps: int, *, save_every: int,
-               log_every: int, max_to_keep: int = 3, async_save: bool = True):
+               log_every: int, max_to_keep: int = 3, async_save: bool = True,
+               host_state: Mapping[str, Any] | None = None):
     self.workdir = workdir
     os.makedirs(workdir, exist_ok=True)
     self.ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'),
                              save_every=save_every, max_to_keep=max_to_keep,
-                             async_save=async_save)
+                             async_save=async_save, host_state=host_state)
     self.writer = MetricWriter(workdir)
     self.total_steps = total_steps
     self.log_every = log_every
     self.progress: Progress | None = None
+    self.extra: dict | None = None
     self.stop = StopRequested()
 
   @classmethod
-  def from_config(cls, workdir: str, config: Any) -> 'RunContext':
+  def from_config(cls, workdir: str, config: Any, **kwargs) -> 'RunContext':
     """total_steps, checkpoint_every and log_every taken from a recipe config."""
     return cls(workdir, config.total_steps,
-               save_every=config.checkpoint_every, log_every=config.log_every)
+               save_every=config.checkpoint_every, log_every=config.log_every,
+               **kwargs)
 
   def resume(self, state, shardings, data_iter=None):
     """The latest checkpoint onto `shardings` if any, else `state`: (state, step)."""
@@ -89,24 +101,24 @@ class RunContext:
 
   def restore_or_init(self, abstract_state, init_fn, data_iter=None):
     """Latest checkpoint if there is one, else `init_fn()`; returns (state, step)."""
-    if self.ckpt.latest_step() is not None:
-      state, _ = self.ckpt.restore(abstract_state, data_iter)
-      start = int(jax.device_get(state.step))
+    start = self.ckpt.latest_step()
+    if start is not None:
+      state, self.extra = self.ckpt.restore(abstract_state, data_iter, start)
       logging.info('Resuming from step %d', start)
     else:
       state, start = init_fn(), 0
     self.progress = Progress(self.total_steps, start)
     return state, start
 
-  def after_step(self, step: int, state, metrics, *, tokens: float,
-                 data_iter=None) -> bool:
+  def after_step(self, step: int, state, metrics, *, tokens: float = 0.0,
+                 data_iter=None, extra: dict | None = None) -> bool:
     """Logs, saves when due; `step` counts completed steps. True = stop now."""
     stats = self.progress.update(step, tokens)
     last = step == self.total_steps or self.stop.flag
     if step % self.log_every == 0 or last:
       values = self.writer.write(step, {**metrics, **stats})
       logging.info('%s', self.progress.line(step, stats, values))
-    self.ckpt.save(step, state, data_iter, force=last)
+    self.ckpt.save(step, state, data_iter, force=last, extra=extra)
     return self.stop.flag
 
   def close(self) -> None:

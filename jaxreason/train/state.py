@@ -42,19 +42,54 @@ class Mask:
     return f'Mask({sum(self._key[0])}/{n} trainable)'
 
 
+class ParamGroups(dict):
+  """Optimisers of named parameter groups: {group: GradientTransformation}.
+
+  With a `ParamGroups` optimiser, `TrainState.params` is a dict of groups
+  (e.g. {'world_model', 'policy', 'value'}) each with its own optimiser and
+  state, and a step may update only some groups (`apply_gradients` with the
+  grads of those). A params group without an optimiser is state the step
+  carries but no gradient touches (an EMA target, a running statistic).
+  Hashable (it is a static field of `TrainState`).
+  """
+
+  def __hash__(self):
+    return hash(tuple(sorted(self.items())))
+
+  def init(self, params: Any) -> dict:
+    return {k: tx.init(params[k]) for k, tx in self.items()}
+
+
 @flax.struct.dataclass
 class TrainState:
-  """step: int32 scalar; params; opt_state; static optimizer and mask."""
+  """step: int32 scalar; params; opt_state; static optimizer and mask.
+
+  `tx` is one optimiser, or `ParamGroups` (then params and opt_state are
+  dicts of groups; see there).
+  """
 
   step: jax.Array
   params: Any
   opt_state: Any
-  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  tx: optax.GradientTransformation | ParamGroups = flax.struct.field(
+      pytree_node=False)
   trainable: Mask | None = flax.struct.field(pytree_node=False, default=None)
 
   def apply_gradients(self, grads: Any) -> 'TrainState':
-    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
-    params = optax.apply_updates(self.params, updates)
+    """One optimiser step; with `ParamGroups`, of the groups in `grads`."""
+    if not isinstance(self.tx, ParamGroups):
+      updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+      params = optax.apply_updates(self.params, updates)
+      return self.replace(step=self.step + 1, params=params,
+                          opt_state=opt_state)
+    params, opt_state = dict(self.params), dict(self.opt_state)
+    for name, g in grads.items():
+      if name not in self.tx:
+        raise ValueError(f'params group {name!r} has no optimiser (groups '
+                         f'with one: {sorted(self.tx)})')
+      updates, opt_state[name] = self.tx[name].update(
+          g, self.opt_state[name], self.params[name])
+      params[name] = optax.apply_updates(self.params[name], updates)
     return self.replace(step=self.step + 1, params=params, opt_state=opt_state)
 
 
@@ -77,10 +112,18 @@ def state_shardings(abstract_state: TrainState, boxed_params: Any, mesh: Mesh,
   def param_like(leaf, sharding):
     return leaf if isinstance(leaf, masked) else sharding
 
-  opt_sh = optax.tree_map_params(
-      abstract_state.tx, param_like, abstract_state.opt_state, param_sh,
-      transform_non_params=lambda _: replicated,
-      is_leaf=lambda x: isinstance(x, (NamedSharding, masked)))
+  def opt_shardings(tx, opt_state, param_sh):
+    return optax.tree_map_params(
+        tx, param_like, opt_state, param_sh,
+        transform_non_params=lambda _: replicated,
+        is_leaf=lambda x: isinstance(x, (NamedSharding, masked)))
+
+  if isinstance(abstract_state.tx, ParamGroups):
+    opt_sh = {k: opt_shardings(tx, abstract_state.opt_state[k], param_sh[k])
+              for k, tx in abstract_state.tx.items()}
+  else:
+    opt_sh = opt_shardings(abstract_state.tx, abstract_state.opt_state,
+                           param_sh)
   return abstract_state.replace(
       step=replicated, params=param_sh, opt_state=opt_sh)
 

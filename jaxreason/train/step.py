@@ -6,6 +6,12 @@ policy, a verifier): a separate, non-donated argument. If the metrics contain
 `loss_weight` (e.g. the number of target tokens), gradient accumulation weighs
 micro-batches by it, so accumulating gives exactly the full-batch gradient of
 a token-mean loss.
+
+Several optimised parameter groups (`state.ParamGroups`, e.g. a world model,
+a policy and a value function with their own optimisers): `groups` names the
+ones a step differentiates and updates; `loss_fn` still sees all params.
+`after_update(state, metrics) -> state` then updates what no gradient
+touches (an EMA target network, a running statistic in params).
 """
 
 from __future__ import annotations
@@ -66,16 +72,27 @@ def make_train_step(
     grad_accum_steps: int = 1,
     frozen_shardings: Any = None,
     donate: bool = True,
+    groups: tuple[str, ...] | None = None,
+    after_update: Callable[[TrainState, dict], TrainState] | None = None,
 ) -> Callable[..., tuple[TrainState, dict]]:
   """Builds the jitted, sharded, donating train step.
 
   Metrics are a flat dict of float32 scalars: loss, grad_norm, param_norm,
-  learning_rate, plus whatever `loss_fn` reports.
+  learning_rate, plus whatever `loss_fn` reports. With `groups` (params a
+  dict of groups), only those groups get gradients and an optimiser step;
+  grad_norm and param_norm are theirs.
   """
 
+  def differentiated(params):
+    return params if groups is None else {g: params[g] for g in groups}
+
   def grads_and_metrics(params, batch, rng, frozen):
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, batch, rng, frozen)
+    def loss_of(sub):
+      full = sub if groups is None else {**params, **sub}
+      return loss_fn(full, batch, rng, frozen)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(
+        differentiated(params))
     metrics = dict(metrics, loss=loss)
     weight = jnp.asarray(metrics.pop('loss_weight', 1.0), jnp.float32)
     return grads, metrics, weight
@@ -87,7 +104,7 @@ def make_train_step(
         grads, metrics, _ = grads_and_metrics(state.params, batch, rng, frozen)
       else:
         micro = _split_micro(batch, grad_accum_steps)
-        zero_grads = jax.tree.map(jnp.zeros_like, state.params)
+        zero_grads = jax.tree.map(jnp.zeros_like, differentiated(state.params))
 
         def body(carry, xs):
           acc_g, acc_m, acc_w = carry
@@ -115,7 +132,9 @@ def make_train_step(
       metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
       metrics['grad_norm'] = grad_norm
       metrics['param_norm'] = optax.global_norm(
-          _trainable_only(new_state.params, new_state))
+          _trainable_only(differentiated(new_state.params), new_state))
+      if after_update is not None:
+        new_state = after_update(new_state, metrics)
       if schedule is not None:
         metrics['learning_rate'] = jnp.asarray(schedule(state.step),
                                                jnp.float32)

@@ -15,7 +15,7 @@ import pathlib
 import pytest
 
 from jaxreason.file_modules import load_config
-from jaxreason.train import loop
+from jaxreason.train import run_config
 from jaxreason.train.optim import make_schedule
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def test_config_runs_two_debug_steps(path, tmp_path):
           float(schedule(row['step'] * updates - 1)), rel=1e-6,
           abs=1e-12), row
   if recipe_name == 'sft':
-    vocab = loop.tokenizer_from_config(config.tokenizer).vocab_size
+    vocab = run_config.tokenizer_from_config(config.tokenizer).vocab_size
     assert first['loss'] == pytest.approx(math.log(vocab), abs=0.1)
     assert 0.0 <= first['accuracy'] <= 1.0
   elif recipe_name == 'dpo':

@@ -81,9 +81,13 @@ def test_loss_formulas_match_numpy():
 
 
 def _np_mlp(p, x, n, activate_final=False):
-  for i in range(n):
-    x = x @ np.asarray(p[f'Dense_{i}']['kernel'], np.float64) + np.asarray(
-        p[f'Dense_{i}']['bias'], np.float64)
+  """The shared MLP's params: dense0.. (ReLU), then 'out' if not final."""
+  names = [f'dense{i}' for i in range(n if activate_final else n - 1)]
+  if not activate_final:
+    names.append('out')
+  for i, name in enumerate(names):
+    x = x @ np.asarray(p[name]['kernel'], np.float64) + np.asarray(
+        p[name]['bias'], np.float64)
     if i < n - 1 or activate_final:
       x = np.maximum(x, 0)
   return x

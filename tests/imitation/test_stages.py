@@ -24,7 +24,17 @@ def test_aime_v2_ablations_run(variant, tmp_path):
   m = result['final_metrics']
   assert ('ac/actor_loss' in m) == (variant != 'no_reward')
   assert ('disc/loss' in m) == (variant == 'adversarial')
-  assert 0 < result['eval']['return']
+  # The evaluation is what result.json says it is: config.eval_episodes
+  # returns, their mean, normalised by the (stand-in) demos' mean return.
+  ev = result['eval']
+  assert len(ev['returns']) == config.eval_episodes
+  assert ev['return'] == pytest.approx(sum(ev['returns']) / len(ev['returns']))
+  info = json.loads((tmp_path / 'data' / 'info.json').read_text())
+  assert ev['normalised_return'] == pytest.approx(
+      ev['return'] / info['demo_return'])
+  assert result['curve'][-1] == ev
+  assert (tmp_path / 'policy.msgpack').exists()
+  assert json.loads((tmp_path / 'result.json').read_text())['eval'] == ev
 
 
 @pytest.mark.slow
@@ -32,11 +42,11 @@ def test_aime_v2_resumes_with_its_replay_buffer(tmp_path):
   config = _config('aime', 'walker-stand,v2,debug')
   config.total_steps = 1
   aime.train(config, str(tmp_path))
-  buffer = ep_lib.ReplayBuffer().restore(str(tmp_path / 'replay'))
+  buffer = ep_lib.ReplayBuffer().restore(str(tmp_path / 'replay'), step=1)
   assert len(buffer) == 1
   config.total_steps = 3  # As if the first run had been killed after one.
   aime.train(config, str(tmp_path))
-  buffer = ep_lib.ReplayBuffer().restore(str(tmp_path / 'replay'))
+  buffer = ep_lib.ReplayBuffer().restore(str(tmp_path / 'replay'), step=3)
   assert len(buffer) == 3  # The restored episode plus two new ones.
   rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]
   assert [r['step'] for r in rows] == [1, 2, 3]

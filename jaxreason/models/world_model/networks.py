@@ -2,7 +2,8 @@
 
 All modules take arbitrary leading dimensions ([B, T, ...] or [N, ...]).
 
-* `MLP`: Dense -> LayerNorm -> activation, `layers` times, optional output.
+* `MLP`: Dense -> [LayerNorm] -> activation per hidden layer, optional
+  output (also the actor, critic and BC networks of `jaxreason.imitation`).
 * `MLPEncoder` / `MLPDecoder`: state-vector observations [..., D].
 * `ConvEncoder` / `ConvDecoder`: 64x64x3 pixels, DreamerV1/V2 sizes: four
   4x4 stride-2 VALID convolutions of depth (1, 2, 4, 8) * depth
@@ -34,18 +35,30 @@ def activation(name: str):
 
 
 class MLP(nn.Module):
-  """`layers` x (Dense(hidden) -> [LayerNorm] -> act), then Dense(out)."""
-  hidden: int
-  layers: int
+  """Per hidden layer Dense -> [LayerNorm] -> act, then Dense(out) if set.
+
+  `hidden` is one width used `layers` times, or the widths of the layers
+  (then `layers` is None or their number).
+  """
+  hidden: int | Sequence[int]
+  layers: int | None = None
   out: int | None = None
   act: str = 'elu'
   layer_norm: bool = True
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
+    if isinstance(self.hidden, int):
+      if self.layers is None:
+        raise ValueError('MLP(hidden=int) needs layers')
+      sizes = (self.hidden,) * self.layers
+    else:
+      sizes = tuple(self.hidden)
+      if self.layers is not None and self.layers != len(sizes):
+        raise ValueError(f'MLP: layers={self.layers} but hidden={sizes}')
     x = x.astype(jnp.float32)
-    for i in range(self.layers):
-      x = nn.Dense(self.hidden, name=f'dense{i}')(x)
+    for i, size in enumerate(sizes):
+      x = nn.Dense(size, name=f'dense{i}')(x)
       if self.layer_norm:
         x = nn.LayerNorm(name=f'norm{i}')(x)
       x = activation(self.act)(x)
