@@ -32,9 +32,11 @@ EXPECTED = {
     'grpo': TRAIN_METRICS | {'reward', 'reward_std', 'kl', 'ratio_mean',
                              'completion_length'},
     'aime/aime': {'loss', 'elbo', 'kl', 'recon', 'action_log_prob'},
-    'aime/aime_v2': {'loss', 'agent_loss', 'aime/elbo', 'ac/actor_loss',
+    'aime/aime_v2': {'loss', 'grad_norm', 'aime/elbo', 'ac/actor_loss',
                      'ac/value_loss', 'eval_return'},
-    'aime/bco': {'loss', 'bc/loss', 'idm/loss', 'bc_true/loss'},
+    # BCO: the inverse model's steps log idm/loss, the BC steps loss (the
+    # policy on inferred actions) and bc_true/loss (on the true actions).
+    'aime/bco': {'loss', 'grad_norm', 'idm/loss', 'bc_true/loss'},
     'aime/expert': {'loss', 'actor_loss', 'critic_loss', 'alpha',
                     'episode_return'},
     'aime/pretrain': {'loss', 'elbo', 'kl', 'recon'},

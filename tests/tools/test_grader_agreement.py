@@ -126,6 +126,8 @@ def test_provenance(report, data_dir):
   assert len(prov['git_commit']) == 40
   int(prov['git_commit'], 16)
   assert isinstance(prov['git_dirty'], bool)
-  assert prov['data_dir'] == str(data_dir)
+  # Relative to the repository (no machine paths in the JSON).
+  assert (pathlib.Path(tool.REPO) / prov['data_dir']).resolve() == (
+      pathlib.Path(data_dir).resolve())
   assert prov['machine']['cpu_count'] >= 1 and prov['machine']['python']
   assert prov['versions']['sympy']
