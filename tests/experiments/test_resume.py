@@ -1,7 +1,5 @@
 """A run killed with SIGKILL and restarted continues exactly."""
 
-import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -9,6 +7,8 @@ import sys
 import time
 
 import pytest
+
+from subprocess_testlib import metrics_rows, subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ARGS = ['--config=' + str(REPO / 'configs/sft/synthetic.py') + ':debug',
@@ -21,43 +21,29 @@ def _cmd(workdir):
           f'--workdir={workdir}', *ARGS]
 
 
-def _env():
-  env = dict(os.environ)
-  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'
-  env['JAX_PLATFORMS'] = 'cpu'
-  return env
-
-
-def _rows(workdir):
-  path = pathlib.Path(workdir) / 'metrics.jsonl'
-  if not path.exists():
-    return []
-  return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-
-
 @pytest.mark.slow
 def test_sigkill_mid_training_then_resume(tmp_path):
   ref_dir, run_dir = tmp_path / 'ref', tmp_path / 'run'
-  subprocess.run(_cmd(ref_dir), env=_env(), check=True, capture_output=True)
-  ref = {r['step']: r['loss'] for r in _rows(ref_dir)}
+  subprocess.run(_cmd(ref_dir), env=subprocess_env(), check=True, capture_output=True)
+  ref = {r['step']: r['loss'] for r in metrics_rows(ref_dir)}
   assert sorted(ref) == list(range(1, 15))
 
-  proc = subprocess.Popen(_cmd(run_dir), env=_env(),
+  proc = subprocess.Popen(_cmd(run_dir), env=subprocess_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while time.time() < deadline:
-    if any(r['step'] >= 8 for r in _rows(run_dir)):
+    if any(r['step'] >= 8 for r in metrics_rows(run_dir)):
       break
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  killed_rows = len(_rows(run_dir))
+  killed_rows = len(metrics_rows(run_dir))
   assert 8 <= killed_rows < 14, 'the run should be killed mid-training'
 
-  out = subprocess.run(_cmd(run_dir), env=_env(), check=True,
+  out = subprocess.run(_cmd(run_dir), env=subprocess_env(), check=True,
                        capture_output=True, text=True)
   assert 'Resuming from step' in out.stderr
-  resumed = _rows(run_dir)[killed_rows:]
+  resumed = metrics_rows(run_dir)[killed_rows:]
   first = resumed[0]['step']
   assert first <= 9, 'resumed from an earlier checkpoint than expected'
   assert len(resumed) >= 5

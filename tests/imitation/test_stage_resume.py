@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from subprocess_testlib import metrics_rows, subprocess_env
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TIMING = ('steps_per_sec', 'tokens_per_sec', 'eta_sec')
 
@@ -41,22 +43,6 @@ def _cmd(stage, workdir):
           f'--workdir={workdir}', *overrides]
 
 
-def _env():
-  env = dict(os.environ)
-  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'
-  env['JAX_PLATFORMS'] = 'cpu'
-  env['MUJOCO_GL'] = env.get('MUJOCO_GL', 'disable')
-  env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
-  return env
-
-
-def _rows(workdir):
-  path = pathlib.Path(workdir) / 'metrics.jsonl'
-  if not path.exists():
-    return []
-  return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-
-
 def _values(row):
   return {k: v for k, v in row.items() if k not in TIMING}
 
@@ -66,27 +52,27 @@ def _values(row):
 def test_stage_resumes_exactly_after_sigkill(stage, tmp_path):
   _, _, total, kill_at = STAGES[stage]
   ref_dir, run_dir = tmp_path / 'ref', tmp_path / 'run'
-  subprocess.run(_cmd(stage, ref_dir), env=_env(), check=True,
+  subprocess.run(_cmd(stage, ref_dir), env=subprocess_env(MUJOCO_GL=os.environ.get('MUJOCO_GL', 'disable')), check=True,
                  capture_output=True)
-  ref = {r['step']: _values(r) for r in _rows(ref_dir)}
+  ref = {r['step']: _values(r) for r in metrics_rows(ref_dir)}
   assert sorted(ref) == list(range(1, total + 1))
 
-  proc = subprocess.Popen(_cmd(stage, run_dir), env=_env(),
+  proc = subprocess.Popen(_cmd(stage, run_dir), env=subprocess_env(MUJOCO_GL=os.environ.get('MUJOCO_GL', 'disable')),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while time.time() < deadline:
-    if any(r['step'] >= kill_at for r in _rows(run_dir)):
+    if any(r['step'] >= kill_at for r in metrics_rows(run_dir)):
       break
     time.sleep(0.02)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  killed = _rows(run_dir)
+  killed = metrics_rows(run_dir)
   assert kill_at <= len(killed) < total, 'the run should be killed mid-run'
 
-  out = subprocess.run(_cmd(stage, run_dir), env=_env(), check=True,
+  out = subprocess.run(_cmd(stage, run_dir), env=subprocess_env(MUJOCO_GL=os.environ.get('MUJOCO_GL', 'disable')), check=True,
                        capture_output=True, text=True)
   assert 'Resuming from step' in out.stderr
-  resumed = _rows(run_dir)[len(killed):]
+  resumed = metrics_rows(run_dir)[len(killed):]
   assert resumed[0]['step'] <= len(killed) + 1
   assert resumed[-1]['step'] == total
   for row in resumed:
