@@ -1,8 +1,9 @@
 """The package graph points one way: a package imports only packages below it.
 
   sharding, losses, config_defaults, file_modules  (no jaxreason imports)
-  < models < data < rewards < train < sampling < rl, evals, imitation
-  < recipes < generate  (< experiments/, tools/, which nothing imports)
+  < models < data < rewards < train < sampling < rl, imitation, verifiers
+  < search < evals < recipes < generate
+  (< experiments/, tools/, which nothing imports)
 
 A new upward import (e.g. `jaxreason.train` importing `jaxreason.sampling`),
 an import of jaxreason hidden inside a function, or a cycle between modules
@@ -27,9 +28,11 @@ RANKS = {
     'rewards': 3,
     'train': 4,
     'sampling': 5,
-    'rl': 6, 'evals': 6, 'imitation': 6,
-    'recipes': 7,
-    'generate': 8,
+    'rl': 6, 'imitation': 6, 'verifiers': 6,
+    'search': 7,
+    'evals': 8,
+    'recipes': 9,
+    'generate': 10,
 }
 
 
