@@ -22,8 +22,11 @@ from absl import flags
 
 from jaxreason import generate
 from jaxreason.data.tokenizer import CharTokenizer, load_tokenizer
+from jaxreason.models.transformer import abstract_params
 from jaxreason.sampling import load_policy
 from jaxreason.sampling import reference
+from jaxreason.sharding import mesh as mesh_lib
+from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import checkpoint as checkpoint_lib
 from jaxreason.train import run_config
 
@@ -192,6 +195,11 @@ def _hf_greedy(model, prompt_ids, max_new=MAX_NEW):
   return ref[0, len(prompt_ids):].tolist()
 
 
+def test_hf_folder_onto_a_mesh(hf_dir):
+  config, params, _ = load_policy(hf_dir)
+  _assert_loads_onto_mesh(hf_dir, params, config)
+
+
 def test_token_ids_without_a_tokenizer(hf_dir, bare_dir, tmp_path):
   assert not any(n.startswith('tokenizer') for n in os.listdir(bare_dir))
   with pytest.raises(FileNotFoundError, match='No tokenizer'):
@@ -327,6 +335,21 @@ def test_errors_name_the_file_and_line(hf_dir, tmp_path):
     load_policy(str(empty))
 
 
+def _assert_loads_onto_mesh(path, params, model_config):
+  """With a mesh, each leaf arrives sharded by the rules, values unchanged."""
+  mesh = mesh_lib.make_mesh([('data', 1), ('fsdp', 4), ('tensor', 2)])
+  _, sharded, _ = load_policy(path, mesh=mesh)
+  expected_sh = rules_lib.param_shardings(abstract_params(model_config), mesh)
+  flat = jax.tree_util.tree_leaves_with_path(sharded)
+  assert flat, 'no parameters'
+  split = 0
+  for (where, leaf), sh in zip(flat, jax.tree.leaves(expected_sh)):
+    assert leaf.sharding.is_equivalent_to(sh, leaf.ndim), (where, leaf.sharding)
+    split += len(leaf.sharding.device_set) > 1 and not sh.is_fully_replicated
+  assert split, 'no parameter was split over the mesh'
+  jax.tree.map(np.testing.assert_array_equal, sharded, params)
+
+
 def test_sft_workdir(tmp_path):
   from configs.sft import synthetic  # pylint: disable=g-import-not-at-top
   from jaxreason.recipes import sft  # pylint: disable=g-import-not-at-top
@@ -348,6 +371,7 @@ def test_sft_workdir(tmp_path):
   expected = checkpoint_lib.restore_params(os.path.join(workdir,
                                                         'checkpoints'))
   jax.tree.map(np.testing.assert_array_equal, params, expected)
+  _assert_loads_onto_mesh(workdir, params, model_config)
   bf16_config, bf16_params, _ = load_policy(
       os.path.join(workdir, 'checkpoints'), dtype='bfloat16')
   assert bf16_config.dtype == bf16_config.param_dtype == 'bfloat16'

@@ -271,7 +271,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                      'split over')
 
   # Policy (an SFT workdir or a Hugging Face folder) and data.
-  model_cfg, params, tokenizer = load_policy_or_init(config)
+  model_cfg, params, tokenizer = load_policy_or_init(config, mesh, rules)
   model = Transformer(model_cfg)
   train_records, eval_records = sources.preference_records(config.data)
   reward_fn = task_rewards.make_reward_fn(config.reward, tokenizer)

@@ -163,10 +163,15 @@ def make_loss_fn(model_cfg, config, policy: PolicyFns | None = None):
   return loss_fn
 
 
-def load_policy_or_init(config: ml_collections.ConfigDict):
-  """(model config, params, tokenizer) of `config.policy`, or a random model."""
+def load_policy_or_init(config: ml_collections.ConfigDict, mesh: Any = None,
+                        rules: Any = rules_lib.DEFAULT_RULES):
+  """(model config, params, tokenizer) of `config.policy`, or a random model.
+
+  With `mesh`, a loaded policy's parameters are read straight into their
+  shardings on it (no device holds the whole model on the way).
+  """
   if config.policy:
-    return load_policy(config.policy)
+    return load_policy(config.policy, mesh=mesh, rules=rules)
   tokenizer = run_config.tokenizer_from_config(config.tokenizer)
   model_cfg = run_config.model_config_from(config.model, tokenizer.vocab_size)
   logging.warning('config.policy is empty: starting from a random model')
@@ -225,7 +230,7 @@ def build(config: ml_collections.ConfigDict, mesh: Any = None
   rules = rules_lib.rules_from_config(config.get('sharding_rules'))
 
   # Policy (an SFT workdir or a Hugging Face folder) and data.
-  model_cfg, params, tokenizer = load_policy_or_init(config)
+  model_cfg, params, tokenizer = load_policy_or_init(config, mesh, rules)
   model = Transformer(model_cfg)
   lora_cfg = lora.config_from(config.get('lora'))
   policy = policy_fns(model_cfg, lora_cfg)

@@ -15,7 +15,8 @@ The folder is either
   tokenizers). The model config is rebuilt with `run_config.model_config_from`,
   the tokenizer from tokenizer/ or else `config.tokenizer`, and only the
   parameters of the train state are read (no optimizer state), onto the
-  local devices whatever mesh the run was saved from. `workdir/checkpoints`
+  local devices whatever mesh the run was saved from (or, with `mesh`,
+  straight into that mesh's shardings). `workdir/checkpoints`
   is accepted too. A LoRA run's (`config.lora.rank > 0`) adapters are
   merged into its base.
 
@@ -36,6 +37,7 @@ from jaxreason.data.tokenizer import Tokenizer, load_tokenizer
 from jaxreason.models import hf
 from jaxreason.models import lora
 from jaxreason.models.transformer import TransformerConfig, abstract_params
+from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import checkpoint, run_config
 
 Params = Any
@@ -63,9 +65,11 @@ def _kind(path: str) -> str:
 
 def load_policy(path: str, *, dtype: str | None = None,
                 tokenizer: str | Tokenizer | None = None,
-                step: int | None = None, require_tokenizer: bool = True
+                step: int | None = None, require_tokenizer: bool = True,
+                mesh: jax.sharding.Mesh | None = None,
+                rules: rules_lib.LogicalRules = rules_lib.DEFAULT_RULES
                 ) -> tuple[TransformerConfig, Params, Tokenizer | None]:
-  """Loads (model config, params on the default device, tokenizer).
+  """Loads (model config, params, tokenizer).
 
   Args:
     path: a Hugging Face checkpoint folder or a jaxreason workdir (or its
@@ -79,6 +83,10 @@ def load_policy(path: str, *, dtype: str | None = None,
     require_tokenizer: if False, a Hugging Face folder without tokenizer
       files loads with tokenizer None (for token-id prompts); if True that
       is a FileNotFoundError. A workdir always has one.
+    mesh: if given, each parameter goes from the file straight to its
+      sharding on this mesh (the model's logical axes mapped by `rules`), so
+      no device ever holds the whole model; else to the default device.
+    rules: logical-to-mesh rules, with `mesh`.
 
   Returns:
     (config, params, tokenizer); params are jax arrays.
@@ -95,7 +103,8 @@ def load_policy(path: str, *, dtype: str | None = None,
     if step is not None:
       raise ValueError(f'{path}: step={step} applies to workdirs only')
     config, params = hf.load_checkpoint(path, dtype=dtype or 'float32',
-                                        param_dtype=dtype)
+                                        param_dtype=dtype)  # NumPy, host.
+    params = jax.device_put(params, _shardings(config, mesh, rules))
     if tokenizer is None:
       try:
         tokenizer = load_tokenizer(path)
@@ -104,17 +113,29 @@ def load_policy(path: str, *, dtype: str | None = None,
           raise
         logging.warning('%s has no tokenizer files', path)
   else:
-    config, params, tokenizer = _load_workdir(path, dtype, tokenizer, step)
+    config, params, tokenizer = _load_workdir(path, dtype, tokenizer, step,
+                                              mesh, rules)
   if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
     raise ValueError(f'{path}: the tokenizer has {tokenizer.vocab_size} ids, '
                      f'the model only {config.vocab_size}')
   logging.info('Loaded %s policy from %s (%.2fM parameters, %s)', kind, path,
                config.num_params() / 1e6, config.dtype)
-  return config, jax.device_put(params), tokenizer
+  return config, params, tokenizer
+
+
+def _shardings(config: TransformerConfig, mesh: jax.sharding.Mesh | None,
+               rules: rules_lib.LogicalRules) -> Any:
+  """Per-parameter shardings on `mesh`, or the default device's."""
+  if mesh is None:
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda _: device, nn.unbox(abstract_params(config)))
+  return rules_lib.param_shardings(abstract_params(config), mesh, rules)
 
 
 def _load_workdir(path: str, dtype: str | None,
-                  tokenizer: Tokenizer | None, step: int | None
+                  tokenizer: Tokenizer | None, step: int | None,
+                  mesh: jax.sharding.Mesh | None,
+                  rules: rules_lib.LogicalRules
                   ) -> tuple[TransformerConfig, Params, Tokenizer]:
   saved_config = run_config.load_run_config(path)
   if tokenizer is None:
@@ -123,26 +144,39 @@ def _load_workdir(path: str, dtype: str | None,
                  run_config.tokenizer_from_config(saved_config.tokenizer))
   config = run_config.model_config_from(saved_config.model,
                                         tokenizer.vocab_size)
+  lora_cfg = lora.config_from(saved_config.get('lora'))
+  shardings = _shardings(config, mesh, rules)
   params = restore_params(os.path.join(path, CHECKPOINTS_DIR), config, step,
-                          lora_cfg=lora.config_from(saved_config.get('lora')))
+                          lora_cfg=lora_cfg,
+                          shardings=None if lora_cfg else shardings)
   if dtype:
     config = config.replace(dtype=dtype, param_dtype=dtype)
-    params = jax.tree.map(lambda x: x.astype(config.jnp_param_dtype), params)
+  # Casting (and placing a merged LoRA model) keeps each leaf's sharding.
+  dtype = config.jnp_param_dtype
+  params = jax.jit(lambda p: jax.tree.map(lambda x: x.astype(dtype), p),
+                   out_shardings=shardings)(params)
   return config, params, tokenizer
 
 
 def restore_params(directory: str, config: TransformerConfig,
                    step: int | None = None, *,
-                   lora_cfg: lora.LoraConfig | None = None) -> Params:
-  """The Transformer params of a saved train state, on the first local device.
+                   lora_cfg: lora.LoraConfig | None = None,
+                   shardings: Any = None) -> Params:
+  """The Transformer params of a saved train state.
 
   `checkpoint.restore_params` onto the model's abstract params (a partial
-  restore: no optimizer state; any saved topology). `config` is the run's
-  model config (its param_dtype is the saved one). With `lora_cfg` the saved
-  params are LoRA's {'base', 'lora'}, and the merged params are returned.
+  restore: no optimizer state; any saved topology), read into `shardings`
+  (a tree like the params) or onto the first local device. `config` is the
+  run's model config (its param_dtype is the saved one). With `lora_cfg` the
+  saved params are LoRA's {'base', 'lora'}, and the merged params are
+  returned.
   """
   shapes = nn.unbox(abstract_params(config) if lora_cfg is None else
                     lora.abstract_params(config, lora_cfg))
+  if shardings is not None:
+    shapes = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        shapes, shardings)
   params = checkpoint.restore_params(directory, shapes, step)
   if lora_cfg is not None:
     params = jax.jit(lora.merge, static_argnums=1)(params, lora_cfg)
