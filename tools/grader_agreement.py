@@ -4,7 +4,8 @@ r"""Agreement of `jaxreason.rewards.grader` with benchmark reference answers.
       --output=grader_agreement.json [--gsm8k_train]
 
 The data directory comes from --data_dir, else $JAXREASON_DATA, else
-`../shared/data` beside the repository. For every reference solution we
+`../shared/data` beside the repository; the benchmark files are read with
+`jaxreason.evals.benchmarks`. For every reference solution we
 extract the final answer with `extract_answer` and match it against the
 reference answer with `answers_match`; a disagreement is a grader error
 (or a reference solution whose final form differs from the answer field).
@@ -53,6 +54,8 @@ from typing import Any, Callable, Iterable, Sequence
 from absl import app
 from absl import flags
 
+from jaxreason.data import paths
+from jaxreason.evals import benchmarks
 from jaxreason.rewards import grader
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -61,33 +64,27 @@ Item = tuple[str, str, str]
 
 
 def default_data_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get('JAXREASON_DATA',
-                                     REPO.parent / 'shared' / 'data'))
-
-
-def _jsonl(path: pathlib.Path) -> list[dict]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return paths.data_dir()
 
 
 def math500_items(data_dir: pathlib.Path) -> list[Item]:
-  return [(r['unique_id'], r['solution'], r['answer'])
-          for r in _jsonl(data_dir / 'math500' / 'test.jsonl')]
+  return [(r['id'], r['solution'], r['answer'])
+          for r in benchmarks.load('math500', data_dir)]
 
 
 def aime24_items(data_dir: pathlib.Path) -> list[Item]:
-  return [(str(r['id']), r['solution'], r['answer'])
-          for r in _jsonl(data_dir / 'aime24' / 'test.jsonl')]
+  return [(r['id'], r['solution'], r['answer'])
+          for r in benchmarks.load('aime24', data_dir)]
 
 
 def gsm8k_items(data_dir: pathlib.Path, split: str = 'test',
                 variant: str = 'full') -> list[Item]:
   """GSM8K: variant 'full', 'no_hashes' (drop `#### N`) or 'calculator'."""
   items = []
-  for i, r in enumerate(_jsonl(data_dir / 'gsm8k' / f'{split}.jsonl')):
-    body, gold = r['answer'].rsplit('####', 1)
+  for r in benchmarks.load('gsm8k', data_dir, split=split):
+    body = r['solution'].rsplit('####', 1)[0]
     if variant == 'full':
-      text = r['answer']
+      text = r['solution']
     elif variant == 'no_hashes':
       text = body
     elif variant == 'calculator':
@@ -95,7 +92,7 @@ def gsm8k_items(data_dir: pathlib.Path, split: str = 'test',
       text = f'#### {results[-1]}' if results else ''
     else:
       raise ValueError(variant)
-    items.append((f'{split}/{i}', text, gold.strip()))
+    items.append((r['id'], text, r['answer']))
   return items
 
 
@@ -110,11 +107,11 @@ def processbench_items(data_dir: pathlib.Path, name: str,
   """
   if name == 'math':
     golds = {r['problem'].strip(): r['answer']
-             for r in _jsonl(data_dir / 'math500' / 'test.jsonl')}
+             for r in benchmarks.load('math500', data_dir)}
   else:
-    golds = {r['question'].strip(): r['answer'].rsplit('####', 1)[1].strip()
+    golds = {r['problem'].strip(): r['answer']
              for split in ('test', 'train')
-             for r in _jsonl(data_dir / 'gsm8k' / f'{split}.jsonl')}
+             for r in benchmarks.load('gsm8k', data_dir, split=split)}
   with open(data_dir / 'processbench' / f'{name}.json') as f:
     rows = json.load(f)
   return [(r['id'], '\n\n'.join(r['steps']), golds[r['problem'].strip()],
