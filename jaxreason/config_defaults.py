@@ -139,3 +139,48 @@ def aime_world_model_debug(c: ml_collections.ConfigDict) -> None:
                        head_hidden=16, head_layers=1)
   c.batch_size = 8
   c.seq_len = 8
+
+
+# --- Math evaluation (configs/math_eval/) -----------------------------------
+
+QWEN_MATH_SYSTEM = ('Please reason step by step, and put your final answer '
+                    'within \\boxed{}.')
+
+
+def math_eval(benchmark: str, arg: str) -> ml_collections.ConfigDict:
+  """Fields of every configs/math_eval file (see jaxreason/evals/math_eval.py).
+
+  `benchmark` is a name of `jaxreason.evals.benchmarks` or 'synthetic'.
+  `arg` '' or 'debug': a random tiny model, 3 problems, 4 samples of 8
+  tokens (the benchmark files are still read, so the readers and prompts
+  run end to end; problems the character tokenizer cannot encode are
+  skipped).
+  """
+  if arg not in ('', 'debug'):
+    raise ValueError(f'Unknown variant {arg!r}: expected "" or "debug"')
+  c = base()
+  policy_source(c)  # HF folder / jaxreason workdir, or a random tiny model.
+  c.dtype = ''  # '' keeps the checkpoint's; or 'bfloat16', ...
+  c.benchmark = benchmark
+  c.data_dir = ''  # '' -> $JAXREASON_DATA, else ../shared/data.
+  c.skip_malformed = False
+  c.num_problems = 0  # 0: all.
+  c.n = 16  # Samples per problem (one prefilled prompt each).
+  c.max_new_tokens = 2048
+  c.temperature = 0.6
+  c.top_p = 0.95
+  c.batch_prompts = 8  # Prompts per generate call (x n rows).
+  c.stop_strings = ()
+  c.prompt = dict(chat=True, system=QWEN_MATH_SYSTEM, user='{problem}',
+                  raw='{problem}\n')
+  c.grading = dict(extract='robust', match='grader', grade_truncated=True)
+  c.unencodable = 'error'  # Or 'skip' (logged) a prompt the tokenizer can't.
+  c.save_completions = True
+  if arg == 'debug':
+    c.policy = ''
+    c.num_problems = 3
+    c.n = 4
+    c.max_new_tokens = 8
+    c.batch_prompts = 2
+    c.unencodable = 'skip'
+  return c
