@@ -316,13 +316,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   start = time.time()
   problems = sample_problems(params, model_cfg, tokenizer, records, config)
   result = summarize(problems, model_cfg)
+  done = {p['id'] for p in problems}
   result.update(
       benchmark=config.benchmark, policy=config.policy or None,
       num_records=len(records), seconds=round(time.time() - start, 1),
       model={'params': model_cfg.num_params(),
              'non_embedding_params': non_embedding_params(model_cfg)},
-      example_prompt=prompts.build_prompt(records[0]['problem'], tokenizer,
-                                          config.prompt),
+      skipped_problems=[r['id'] for r in records if r['id'] not in done],
+      example_prompt=prompts.build_prompt(
+          next(r for r in records if r['id'] in done)['problem'], tokenizer,
+          config.prompt),
       config=json.loads(config.to_json_best_effort()))
   with open(os.path.join(workdir, PROBLEMS_FILE), 'w') as f:
     for p in problems:

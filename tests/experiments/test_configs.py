@@ -14,13 +14,19 @@ import pathlib
 
 import pytest
 
+from jaxreason.data import paths
 from jaxreason.file_modules import load_config
 from jaxreason.train import run_config
 from jaxreason.train.optim import make_schedule
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p for p in (REPO / 'configs').glob('*/*.py')
-                 if p.name != '__init__.py')
+ALL_CONFIGS = sorted(p for p in (REPO / 'configs').glob('*/*.py')
+                     if p.name != '__init__.py')
+# Evaluation configs: folder -> the module whose run(config, workdir) they
+# drive (no training steps, no metrics.jsonl); tested separately below.
+EVALS = {'math_eval': 'jaxreason.evals.math_eval'}
+CONFIGS = [p for p in ALL_CONFIGS if p.parent.name not in EVALS]
+EVAL_CONFIGS = [p for p in ALL_CONFIGS if p.parent.name in EVALS]
 
 # Metrics each config's rows must hold (in at least one of the two rows).
 TRAIN_METRICS = {'loss', 'grad_norm', 'param_norm', 'learning_rate'}
@@ -92,3 +98,34 @@ def test_config_runs_two_debug_steps(path, tmp_path):
       assert row['kl'] >= -1e-6  # The k3 estimator is non-negative.
   elif 'kl' in first:  # World-model ELBOs: KL terms are non-negative.
     assert first['kl'] >= 0.0
+
+
+@pytest.mark.parametrize('path', EVAL_CONFIGS,
+                         ids=lambda p: f'{p.parent.name}/{p.name}')
+def test_eval_config_runs_in_debug(path, tmp_path):
+  config = load_config(path, 'debug')
+  assert not config.policy, 'debug evaluates a random model'
+  if config.benchmark != 'synthetic' and not paths.data_dir(
+      config.data_dir).exists():
+    pytest.skip(f'benchmark data not found at {paths.data_dir()}')
+  module = importlib.import_module(EVALS[path.parent.name])
+  result = module.run(config, str(tmp_path))
+  saved = json.loads((tmp_path / 'results.json').read_text())
+  assert saved['metrics'] == result['metrics']
+  assert 1 <= result['num_problems'] <= config.num_problems
+  # Only problems the character tokenizer cannot encode are left out.
+  assert result['num_problems'] + len(result['skipped_problems']) == (
+      result['num_records'] == config.num_problems and config.num_problems)
+  assert result['n'] == config.n
+  assert [p['n'] for p in result['curve']] == [1, 2, 4]
+  for name, value in result['metrics'].items():
+    assert 0.0 <= value <= 1.0, (name, value)
+  for p in result['curve']:
+    assert p['pass'] >= p['avg'] - 1e-9 and p['tokens'] <= p['n'] * (
+        config.max_new_tokens)
+    assert p['flops'] > 0
+  rows = (tmp_path / 'problems.jsonl').read_text().splitlines()
+  assert len(rows) == result['num_problems']
+  assert all(len(json.loads(r)['gen_tokens']) == config.n for r in rows)
+  for f in result['files'].values():
+    assert pathlib.Path(f).stat().st_size > 0, f
