@@ -114,8 +114,9 @@ def test_eval_config_runs_in_debug(path, tmp_path):
   assert saved['metrics'] == result['metrics']
   assert 1 <= result['num_problems'] <= config.num_problems
   # Only problems the character tokenizer cannot encode are left out.
+  assert result['num_records'] == config.num_problems
   assert result['num_problems'] + len(result['skipped_problems']) == (
-      result['num_records'] == config.num_problems and config.num_problems)
+      config.num_problems)
   assert result['n'] == config.n
   assert [p['n'] for p in result['curve']] == [1, 2, 4]
   for name, value in result['metrics'].items():
