@@ -1,6 +1,7 @@
 r"""math_eval: metrics from handmade graded problems, budgets, prompts, grading."""
 
 import math
+import pathlib
 
 import jax
 import ml_collections
@@ -12,9 +13,12 @@ from jaxreason.data.tokenizer import CharTokenizer
 from jaxreason.evals import math_eval
 from jaxreason.evals import prompts
 from jaxreason.evals import report
+from jaxreason.file_modules import load_config
+from jaxreason.models import hf
 from jaxreason.models.transformer import TransformerConfig, init_params
 from jaxreason.search import budget
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CFG = TransformerConfig(vocab_size=104, num_layers=1, embed_dim=16,
                         mlp_dim=32, num_heads=2, num_kv_heads=1)
 
@@ -150,3 +154,22 @@ def test_samples_share_the_prompt_and_greedy_samples_agree():
       {'id': 'x', 'problem': 'caf\u00e9', 'answer': '1'}] + records[:1],
                                    config)
   assert [r['id'] for r in rows] == ['a']
+
+
+def test_run_from_a_hugging_face_folder(tmp_path):
+  tok = CharTokenizer()
+  cfg = CFG.replace(qkv_bias=True)  # Qwen2 export has q/k/v biases.
+  params = init_params(cfg, jax.random.key(1))
+  hf.save_checkpoint(str(tmp_path / 'model'), cfg, params)
+  tok.save(str(tmp_path / 'model'))
+  config = load_config(REPO / 'configs' / 'math_eval' / 'synthetic.py',
+                       'debug')
+  config.policy = str(tmp_path / 'model')
+  config.num_problems = 2
+  result = math_eval.run(config, str(tmp_path / 'out'))
+  assert result['policy'] == config.policy
+  assert result['model']['params'] == cfg.num_params()
+  assert result['model']['non_embedding_params'] == (
+      budget.non_embedding_params(cfg))
+  assert result['num_problems'] == 2 and result['n'] == config.n
+  assert (tmp_path / 'out' / 'scaling_flops.png').exists()
