@@ -7,7 +7,8 @@ r"""Math evaluation harness: N samples per problem, pass@k, maj@k, avg@k.
 
 For each problem the prompt (`prompts.build_prompt`, a chat template or raw
 text) is encoded and prefilled once and N samples are decoded from it
-(`Sampler.generate(n=N)`). Each sample's final answer is extracted
+(`Sampler.generate(n=N)`); a sample ends at EOS (with a chat prompt, also
+at <|im_end|>), a stop string or max_new_tokens. Each sample's final answer is extracted
 (`grader.extract_answer`, or the last \boxed{} only) and graded against the
 reference answer (`grader.answers_match`, or exact string equality).
 
@@ -52,7 +53,7 @@ import numpy as np
 
 from jaxreason.data import sources
 from jaxreason.data import synthetic
-from jaxreason.data.tokenizer import Tokenizer
+from jaxreason.data.tokenizer import IM_END, Tokenizer
 from jaxreason.evals import benchmarks
 from jaxreason.evals import prompts
 from jaxreason.evals import report
@@ -161,6 +162,19 @@ def problem_budget(model_cfg: TransformerConfig, prompt_tokens: int,
                 policy_flops=flops)
 
 
+def stop_ids(model_cfg: TransformerConfig, tokenizer: Tokenizer,
+             chat: bool) -> tuple[int, ...]:
+  """EOS ids: the tokenizer's and the model's, and '<|im_end|>' in a chat.
+
+  A base model prompted with the chat template ends its turn with
+  <|im_end|>, which need not be its EOS token.
+  """
+  ids = {tokenizer.eos_id, model_cfg.eos_token_id}
+  if chat:
+    ids.add(tokenizer.token_to_id(IM_END))
+  return tuple(sorted(i for i in ids if i is not None))
+
+
 def sample_problems(params: Params, model_cfg: TransformerConfig,
                     tokenizer: Tokenizer, records: Sequence[Mapping[str, Any]],
                     config: ml_collections.ConfigDict) -> list[dict]:
@@ -189,7 +203,8 @@ def sample_problems(params: Params, model_cfg: TransformerConfig,
   n, max_new = int(config.n), int(config.max_new_tokens)
   sampler = Sampler(model_cfg,
                     cache_size=max(map(len, prompt_ids)) + max_new,
-                    tokenizer=tokenizer,
+                    tokenizer=tokenizer, eos_ids=stop_ids(
+                        model_cfg, tokenizer, config.prompt.get('chat', True)),
                     stop_strings=tuple(config.get('stop_strings', ())))
   rng = jax.random.key(int(config.seed))
   per_batch = max(1, int(config.batch_prompts))

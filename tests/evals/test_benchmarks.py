@@ -145,3 +145,14 @@ def test_missing_data_and_unknown_name(tmp_path):
     benchmarks.load('math500', tmp_path)
   with pytest.raises(ValueError, match='unknown benchmark'):
     benchmarks.load('math5000', tmp_path)
+
+
+@pytest.mark.parametrize('name', ['aime24', 'aime25', 'amc23', 'gsm8k'])
+def test_plain_integer_answers_match_the_stated_answer(name, data_dir):
+  # What a model writes for these integer-answer benchmarks ('25' for AIME's
+  # '025', '27' for AMC's 27.0, '1000' for GSM8K's '1,000') must grade right.
+  records = benchmarks.load(name, data_dir)[:200]
+  for r in records:
+    plain = str(int(float(r['answer'].replace(',', ''))))
+    assert grader.answers_match(plain, r['answer']), (r['id'], r['answer'])
+    assert not grader.answers_match(str(int(plain) + 1), r['answer'])

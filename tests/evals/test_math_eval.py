@@ -173,3 +173,11 @@ def test_run_from_a_hugging_face_folder(tmp_path):
       budget.non_embedding_params(cfg))
   assert result['num_problems'] == 2 and result['n'] == config.n
   assert (tmp_path / 'out' / 'scaling_flops.png').exists()
+
+
+def test_chat_prompts_stop_at_im_end():
+  tok = CharTokenizer()
+  assert math_eval.stop_ids(CFG, tok, chat=False) == (tok.eos_id,)
+  assert math_eval.stop_ids(CFG, tok, chat=True) == (
+      tok.eos_id, tok.token_to_id('<|im_end|>'))
+  assert math_eval.stop_ids(CFG.replace(eos_token_id=7), tok, False) == (2, 7)
