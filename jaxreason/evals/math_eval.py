@@ -280,7 +280,8 @@ def breakdown(problems: Sequence[Mapping[str, Any]], key: str
     if key in p:
       groups.setdefault(str(p[key]), []).append(p)
   out = {}
-  for value in sorted(groups, key=lambda v: (len(v), v)):
+  # Levels in numeric order ('2' < '10'), names alphabetically.
+  for value in sorted(groups, key=lambda v: (not v.isdigit(), v.zfill(9))):
     ps = groups[value]
     total = len(ps[0]['correct'])
     pt = point(ps, total)
