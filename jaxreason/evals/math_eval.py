@@ -281,7 +281,8 @@ def breakdown(problems: Sequence[Mapping[str, Any]], key: str
       groups.setdefault(str(p[key]), []).append(p)
   out = {}
   # Levels in numeric order ('2' < '10'), names alphabetically.
-  for value in sorted(groups, key=lambda v: (not v.isdigit(), v.zfill(9))):
+  for value in sorted(groups, key=lambda v: (
+      not v.isdigit(), int(v) if v.isdigit() else 0, v)):
     ps = groups[value]
     total = len(ps[0]['correct'])
     pt = point(ps, total)
