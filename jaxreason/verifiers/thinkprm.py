@@ -180,8 +180,8 @@ class ThinkPRM:
   # One batch.
 
   def _judge_batch(self, questions, steps) -> list[Judgement]:
-    prompts = [self.tokenizer.encode(self.prompt(q, s))
-               for q, s in zip(questions, steps)]
+    prompts = [self.tokenizer.encode(self.prompt(q, s), add_bos=True)
+               for q, s in zip(questions, steps)]  # BOS as in SFT training.
     room = self.sampler.cache_size - self._reserve * self.num_rounds
     ok = [i for i, p in enumerate(prompts) if len(p) < room]
     results: dict[int, Judgement] = {

@@ -132,7 +132,7 @@ def sampler_teacher(sampler: Any, params: Any, tokenizer: Any, *,
   """
 
   def teacher(questions, steps, num_chains, seed):
-    prompts = [tokenizer.encode(verifier_prompt(q, s))
+    prompts = [tokenizer.encode(verifier_prompt(q, s), add_bos=True)
                for q, s in zip(questions, steps)]
     outs = sampler.generate(params, prompts, max_new_tokens=max_new_tokens,
                             n=num_chains, rng=seed, temperature=temperature,

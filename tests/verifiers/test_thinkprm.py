@@ -35,7 +35,7 @@ def batch():
 
 def _direct_p_yes(params, prompt, chain_tokens):
   """P(yes) from one forward pass over the whole text (no cache)."""
-  ctx = TOK.encode(prompt) + list(chain_tokens)
+  ctx = TOK.encode(prompt, add_bos=True) + list(chain_tokens)
   yes, no = TOK.encode(td.YES), TOK.encode(td.NO)
   lp_yes, lp_no = score(params, CONFIG, [ctx, ctx], [yes, no])
   a, b = np.exp(lp_yes.mean()), np.exp(lp_no.mean())
@@ -62,7 +62,7 @@ def test_p_yes_equals_direct_logprob(params, batch, num_chains, num_rounds):
       if num_rounds == 2:
         assert td.VERIFY_AGAIN.strip() in text
     # Prompt once, then every chain's tokens and the scored yes / no.
-    assert j.tokens == len(TOK.encode(prompt)) + sum(
+    assert j.tokens == len(TOK.encode(prompt, add_bos=True)) + sum(
         len(t) + len(td.YES) + len(td.NO) for t in j.info['chain_tokens'])
     # A random model writes no verdicts: unknown, recorded, no crash.
     assert j.step_scores is None and 'error' in j.info
