@@ -10,6 +10,7 @@ from jaxreason.verifiers.base import Verifier
 from jaxreason.verifiers.judge import JUDGE_INSTRUCTION
 from jaxreason.verifiers.judge import LLMJudge
 from jaxreason.verifiers.thinkprm import continuation_logprobs
+from jaxreason.verifiers.thinkprm import first_error_predictions
 from jaxreason.verifiers.thinkprm import p_yes_from_logprobs
 from jaxreason.verifiers.thinkprm import ThinkPRM
 from jaxreason.verifiers.thinkprm_data import arithmetic_chain

@@ -89,6 +89,18 @@ def continuation_logprobs(sampler: Sampler, params: Params,
   return state, out
 
 
+def first_error_predictions(verifier: Any,
+                            items: Sequence[tuple[str, Sequence[str]]]
+                            ) -> list[int | None]:
+  """ProcessBench predictions of any `Verifier`: for each (question, steps),
+  the judgement's earliest wrong step (-1 none, None unparsable)."""
+  if not items:
+    return []
+  questions, steps = zip(*items)
+  return [j.first_error for j in verifier.judge(list(questions),
+                                                [list(s) for s in steps])]
+
+
 def p_yes_from_logprobs(lp_yes: np.ndarray, lp_no: np.ndarray) -> float:
   """P(yes) from per-token log-probs: softmax of the two mean log-probs."""
   a, b = float(np.mean(lp_yes)), float(np.mean(lp_no))
@@ -281,6 +293,8 @@ class ThinkPRM:
     info = {
         'p_yes': float(np.mean(p_yes)), 'p_yes_chains': p_yes,
         'verdicts': verdicts, 'first_error_chains': finals,
+        'first_error_from_verdicts': [
+            verdicts_lib.first_error_from_verdicts(v) for v in verdicts],
         'chains': [c.text for c, _ in chains],
         'chain_tokens': [c.tokens for c, _ in chains],
         'finish_reasons': [c.finish for c, _ in chains],

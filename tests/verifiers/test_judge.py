@@ -7,7 +7,9 @@ from jaxreason.data.tokenizer import CharTokenizer
 from jaxreason.models.transformer import init_params
 from jaxreason.sampling import score
 from jaxreason.train import run_config
+from jaxreason.verifiers import first_error_predictions
 from jaxreason.verifiers import JUDGE_INSTRUCTION
+from jaxreason.verifiers import Judgement
 from jaxreason.verifiers import LLMJudge
 from jaxreason.verifiers import thinkprm_data as td
 
@@ -38,3 +40,18 @@ def test_judge_prompt_and_p_yes():
   want = 1 / (1 + np.exp(lp_no.mean() - lp_yes.mean()))
   np.testing.assert_allclose(j.info['p_yes'], want, atol=2e-5)
   assert judge.first_errors([question], [steps]) == [None]
+  assert first_error_predictions(judge, [(question, steps)]) == [None]
+  assert first_error_predictions(judge, []) == []
+
+
+class _Stub:
+  """A Verifier whose first error is the number of steps minus two."""
+
+  def judge(self, questions, steps):
+    return [Judgement(None, len(s) - 2 if len(s) > 1 else None)
+            for s in steps]
+
+
+def test_first_error_predictions_keeps_order():
+  items = [('q1', ['a', 'b', 'c']), ('q2', ['a']), ('q3', ['a', 'b'])]
+  assert first_error_predictions(_Stub(), items) == [1, None, 0]
