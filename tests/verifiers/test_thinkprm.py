@@ -81,7 +81,7 @@ def test_token_budget_caps_generated_tokens(params, batch):
 
 def test_prompt_too_long_is_reported_not_raised(params):
   prm = ThinkPRM(CONFIG, params, TOK, cache_size=256, max_chain_tokens=4)
-  q = 'Start at 1. ' + 'Add 1, ' * 20 + 'then add 1.'
+  q = 'Start at 1. ' + 'Add 1, ' * 35 + 'then add 1.'
   j1, j2 = prm.judge([q, 'Start at 2. Add 3.'], [['1+1=2'], ['2+3=5']])
   assert j1.step_scores is None and 'does not fit' in j1.info['error']
   assert 'p_yes' in j2.info
