@@ -37,6 +37,7 @@ EXPECTED = {
                             'logps/chosen', 'logps/rejected'},
     'grpo': TRAIN_METRICS | {'reward', 'reward_std', 'kl', 'ratio_mean',
                              'completion_length'},
+    'thinkprm': TRAIN_METRICS | {'accuracy', 'num_tokens'},
     'aime/aime': {'loss', 'elbo', 'kl', 'recon', 'action_log_prob'},
     'aime/aime_v2': {'loss', 'grad_norm', 'aime/elbo', 'ac/actor_loss',
                      'ac/value_loss', 'eval_return'},

@@ -1,0 +1,67 @@
+r"""ThinkPRM on the synthetic arithmetic task: chains from 1% of the labels.
+
+  python experiments/thinkprm.py --config=configs/thinkprm/synthetic.py \
+      --workdir=/tmp/thinkprm \
+      --config.init_workdir=runs/results/quickstart_seed0
+  python experiments/thinkprm.py --config=configs/thinkprm/synthetic.py:debug \
+      --workdir=/tmp/thinkprm_debug
+
+The discriminative PRM this is compared with trains on the step labels of
+`prm_num_solutions` solutions; ThinkPRM sees `label_fraction` of them (1%:
+500 solutions, 2000 step labels), through the chains the teacher writes
+and the filter keeps. The teacher is a programmatic noisy verifier
+(`noisy_arithmetic`, a stand-in for QwQ-32B); the verifier is the
+quickstart's 0.31M-parameter model (char tokenizer), fine-tuned from the
+quickstart SFT policy when --config.init_workdir points to it.
+
+Variants: '' (default), 'debug' (seconds).
+"""
+
+import ml_collections
+
+from jaxreason import config_defaults
+
+
+def get_config(arg: str = '') -> ml_collections.ConfigDict:
+  c = config_defaults.base()
+  c.tokenizer = dict(kind='char')
+  c.data = config_defaults.synthetic_data(num_train=0)  # task and seed.
+  c.model = config_defaults.small_model()
+  config_defaults.sft_training(c, total_steps=400)
+  c.seq_len = 512  # Prompt + chain + answer: about 330 characters.
+  c.batch_size = 16
+  c.optim.update(lr=1e-3, warmup_steps=40)
+  c.eval_max_new_tokens = 0  # SFT's own answer eval: not for chains.
+  c.init_workdir = ''  # e.g. runs/results/quickstart_seed0 (same model).
+
+  c.thinkprm = dict(
+      prm_num_solutions=50_000,  # What the discriminative PRM trains on.
+      label_fraction=0.01,
+      num_chains=4,  # Teacher chains per solution.
+      max_chain_tokens=320,  # Longer chains are dropped.
+      flawed_prob=0.5, prefix_prob=0.25)
+  c.teacher = dict(kind='noisy_arithmetic', slip_prob=0.1,
+                   # kind='policy': a workdir / HF folder to sample from.
+                   policy='', cache_size=1024, max_new_tokens=320,
+                   temperature=0.7)
+  c.eval = dict(
+      num_solutions=256, flawed_prob=0.5,
+      num_chains=1, num_rounds=1, temperature=0.0,  # Greedy, one chain.
+      max_chain_tokens=256, token_budget=0, cache_size=768, batch_size=32,
+      # (name, K chains, R rounds), sampled at scaling_temperature.
+      scaling=(('k4', 4, 1), ('r2', 1, 2)), scaling_temperature=0.7,
+      baseline=True)  # The starting policy as a zero-shot LLM judge.
+
+  variants = arg.split(',') if arg else []
+  if 'debug' in variants:
+    config_defaults.sft_debug(c)
+    c.seq_len = 512
+    c.eval_max_new_tokens = 0
+    c.thinkprm.update(prm_num_solutions=800, num_chains=2)
+    c.eval.update(num_solutions=2, max_chain_tokens=8, cache_size=512,
+                  batch_size=2, scaling=(('k2r2', 2, 2),), baseline=False)
+  unknown = set(variants) - {'debug'}
+  if unknown:
+    raise ValueError(f'Unknown variant(s) {sorted(unknown)} in {arg!r}: '
+                     'expected "" or "debug"')
+  return c
