@@ -105,8 +105,10 @@ def train_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Each chunk is a whole number of episodes and starts from a reseeded env,
   so a run resumed at a chunk (SAC state + replay buffer) continues exactly.
-  SAC keeps its own jitted update (`sac.update`: three losses at the same
-  parameters, a Polyak target) on the agent's state.
+  The SAC state is a TrainState of param groups on `config.mesh` and its
+  update a `make_train_step` step (sac.py: the three losses at the same
+  parameters as one summed step, the Polyak target in `after_update`); a
+  chunk's metrics are its last update's ('loss' is the sum of the three).
   """
   env = data_lib.make_env(config)
   sac_cfg = data_lib.sac_config(config)
@@ -116,12 +118,14 @@ def train_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f'sac_steps / total_steps = {chunk} agent steps per '
                      f'chunk must be a whole number of episodes '
                      f'({episode_steps} steps each)')
+  mesh = mesh_lib.make_mesh(config.mesh)
   buffer = ep_lib.ReplayBuffer(sac_cfg.buffer_capacity, env.action_dim)
   run = run_context.RunContext.from_config(workdir, config,
-                                    host_state={'replay': buffer})
-  state = sac_lib.init(sac_cfg, env.obs_dim, env.action_dim,
-                       jax.random.key(config.seed))
-  state, start = run.resume(state, jax.tree.map(lambda _: None, state))
+                                           host_state={'replay': buffer})
+  sac = sac_lib.SAC(sac_cfg, env.action_dim)
+  state, shardings = sac.init_state(env.obs_dim, jax.random.key(config.seed),
+                                    mesh)
+  state, start = run.resume(state, shardings)
   metrics: dict[str, float] = {}
   for c in range(start, config.total_steps):
     returns, last = [], {}
@@ -133,10 +137,9 @@ def train_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     state, _ = sac_lib.train_sac(env, sac_cfg, chunk,
                                  seed=config.seed * 1000 + c, state=state,
-                                 buffer=buffer, on_episode=on_episode)
+                                 buffer=buffer, on_episode=on_episode,
+                                 mesh=mesh)
     metrics = {'episode_return': float(np.mean(returns)), **last}
-    if 'critic_loss' in last:  # None before learning starts.
-      metrics['loss'] = last['critic_loss']
     run.after_step(c + 1, state, metrics, tokens=chunk)
   run.close()
   # The buffer holds the run's episodes in order (`sac_early` data).
