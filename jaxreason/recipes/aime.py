@@ -169,32 +169,16 @@ def train_bco(config: ml_collections.ConfigDict, workdir: str) -> dict:
   with_actions = all('action' in d for d in demos)
   total = cfg.idm_steps + cfg.bc_steps
 
-  # State: three param groups, Adam with the rate cosine-decayed to 0.
   key = jax.random.key(config.seed)
-  idm = bco_lib.InverseDynamics(action_dim, cfg.hidden)
-  actor = bco_lib.DeterministicActor(action_dim, cfg.hidden)
-  obs0 = jnp.zeros((1, emb['obs'].shape[-1]))
-  params = {'idm': idm.init(key, obs0, obs0)['params'],
-            'policy': actor.init(jax.random.fold_in(key, 1), obs0)['params']}
-  sched = lambda n: optim.make_optimizer(dict(
-      name='adamw', lr=cfg.learning_rate, schedule='warmup_cosine',
-      total_steps=max(n, 1)))[0]
-  optimisers = {'idm': sched(cfg.idm_steps), 'policy': sched(cfg.bc_steps)}
-  if with_actions:
-    params['bc_true'] = params['policy']
-    optimisers['bc_true'] = sched(cfg.bc_steps)
+  params, optimisers = bco_params(cfg, emb['obs'].shape[-1], action_dim, key,
+                                  with_actions)
   state, shardings = new_state(params, optimisers, mesh, rules)
   run = run_context.RunContext(workdir, total, save_every=config.checkpoint_every,
                         log_every=cfg.log_every)
   state, start = run.resume(state, shardings)
 
-  # Steps.
-  idm_loss, bc_loss = objectives.bco_losses(action_dim, cfg)
-  idm_step = make_train_step(idm_loss, shardings, mesh, rules=rules,
-                             groups=('idm',))
-  bc_step = make_train_step(
-      bc_loss, shardings, mesh, rules=rules,
-      groups=('policy', 'bc_true') if with_actions else ('policy',))
+  idm_step, bc_step = bco_steps(cfg, action_dim, shardings, mesh, rules,
+                                with_actions)
   batch_sh = batch_sharding(mesh, rules)
 
   def sample(data, step):
@@ -238,6 +222,41 @@ def train_bco(config: ml_collections.ConfigDict, workdir: str) -> dict:
     result['bco']['idm_demo_action_mse'] = float(np.mean(
         (labelled['action'] - true['action'])**2)) if labelled else None
   return result
+
+
+def bco_params(cfg: bco_lib.BCOConfig, obs_dim: int, action_dim: int, key,
+               with_actions: bool) -> tuple[dict, dict]:
+  """The bco stage's param groups and optimisers: 'idm' (inverse model),
+  'policy' (BCO's clone) and, with_actions, 'bc_true' (BC on the true
+  actions, initialised as 'policy'); each Adam with its rate cosine-decayed
+  to 0 over its steps."""
+  idm = bco_lib.InverseDynamics(action_dim, cfg.hidden)
+  actor = bco_lib.DeterministicActor(action_dim, cfg.hidden)
+  obs0 = jnp.zeros((1, obs_dim))
+  params = {'idm': idm.init(key, obs0, obs0)['params'],
+            'policy': actor.init(jax.random.fold_in(key, 1), obs0)['params']}
+  sched = lambda n: optim.make_optimizer(dict(
+      name='adamw', lr=cfg.learning_rate, schedule='warmup_cosine',
+      total_steps=max(n, 1)))[0]
+  optimisers = {'idm': sched(cfg.idm_steps), 'policy': sched(cfg.bc_steps)}
+  if with_actions:
+    params['bc_true'] = params['policy']
+    optimisers['bc_true'] = sched(cfg.bc_steps)
+  return params, optimisers
+
+
+def bco_steps(cfg: bco_lib.BCOConfig, action_dim: int, shardings, mesh, rules,
+              with_actions: bool):
+  """(idm_step on batches obs, next_obs, action; bc_step on batches
+  {'labelled': obs, action[, 'true': obs, action]}): the bco stage's steps,
+  `(state, batch, rng) -> (state, metrics)`, on `bco_params`' state."""
+  idm_loss, bc_loss = objectives.bco_losses(action_dim, cfg)
+  idm_step = make_train_step(idm_loss, shardings, mesh, rules=rules,
+                             groups=('idm',))
+  bc_step = make_train_step(
+      bc_loss, shardings, mesh, rules=rules,
+      groups=('policy', 'bc_true') if with_actions else ('policy',))
+  return idm_step, bc_step
 
 
 # --- Stage: pretrain -----------------------------------------------------------
