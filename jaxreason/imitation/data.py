@@ -27,6 +27,7 @@ from jaxreason.imitation import bco as bco_lib
 from jaxreason.imitation import envs
 from jaxreason.imitation import episodes as ep_lib
 from jaxreason.imitation import sac as sac_lib
+from jaxreason.train.state import TrainState
 
 EMBODIMENT, DEMOS, INFO = 'embodiment', 'demos', 'info.json'
 
@@ -140,11 +141,11 @@ def embodiment_episodes(config: ml_collections.ConfigDict, env,
 
 
 def write_expert_data(config: ml_collections.ConfigDict, workdir: str, env,
-                      sac_state: sac_lib.SACState, sac_episodes: list
-                      ) -> dict:
+                      sac_state: TrainState, sac_episodes: list) -> dict:
   """Writes workdir/data (embodiment data, demos of the agent, info)."""
   embodiment = embodiment_episodes(config, env, sac_episodes)
-  demo_eps = [ep_lib.run_episode(env, sac_lib.sac_act_fn(sac_state),
+  sac = sac_lib.SAC(sac_config(config), env.action_dim)
+  demo_eps = [ep_lib.run_episode(env, sac_lib.sac_act_fn(sac, sac_state),
                                  10_000 + i) for i in range(config.num_demos)]
   demo_returns = [ep_lib.episode_return(e) for e in demo_eps]
   emb_returns = [ep_lib.episode_return(e) for e in embodiment]

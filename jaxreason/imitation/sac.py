@@ -1,9 +1,10 @@
 """Soft actor-critic on state observations (Haarnoja et al. 2018, v2).
 
-  config = SACConfig()
-  state = init(config, obs_dim, action_dim, jax.random.PRNGKey(0))
-  state, metrics = update(state, batch, rng)         # jitted, pure
-  action = act(state, obs, rng, deterministic=False)
+  sac = SAC(SACConfig(), action_dim)
+  state, shardings = sac.init_state(obs_dim, jax.random.key(0), mesh)
+  update = sac.make_update(shardings, mesh)   # train.step.make_train_step
+  state, metrics = update(state, batch, rng)  # jitted, pure, donates state
+  action = act(sac, state.params['actor'], obs, rng, deterministic=False)
   state, episodes = train_sac(env, config, steps=100_000, seed=0)
 
 Twin Q-functions with Polyak-averaged targets, a tanh-Gaussian actor and an
@@ -18,8 +19,30 @@ transitions (s, a, r, s', d), with a' ~ pi(.|s') and a~ ~ pi(.|s):
 
 All three losses are evaluated at the parameters before the update (as in the
 original softlearning code); y, alpha in the actor loss and log pi in the
-temperature loss are constants (stop_gradient). `update` splits its rng into
-(key for a', key for a~) with jax.random.split(rng).
+temperature loss are constants (stop_gradient).
+
+The state is the shared `train.state.TrainState` with parameter groups
+(`ParamGroups`), and the update is `train.step.make_train_step` (jitted with
+explicit shardings, the state donated):
+
+  actor          tanh-Gaussian policy               Adam(actor_lr)
+  critic         twin Q-functions                   Adam(critic_lr)
+  log_alpha      log temperature, float32 []        Adam(temperature_lr)
+  target_critic  Polyak average of the critic       no optimiser
+
+One step differentiates the *sum* of the three losses over the groups
+('actor', 'critic', 'log_alpha'), then `SAC.after_update` moves the target
+critic towards the new critic. The sum gives each group exactly the gradient
+of its own loss at the pre-update parameters, because the losses touch other
+groups only through constants: y is a stop_gradient (no gradient to the actor
+or alpha through a' and the soft value), the actor loss reads
+stop_gradient(critic params) and stop_gradient(alpha) (its gradient reaches
+the critic's *input* a~ and through it the actor only), the temperature loss
+reads stop_gradient(log pi), and the critic loss depends on nothing else.
+Each group has its own Adam, so the step is the three separate updates of
+the original three-optimiser SAC. `make_train_step` folds `state.step` into
+the step's rng; the loss splits that into (key for a', key for a~) with
+jax.random.split.
 """
 
 from __future__ import annotations
@@ -30,16 +53,22 @@ import time
 from typing import Any, Callable
 
 from absl import logging
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from jaxreason.imitation import episodes as episodes_lib
 from jaxreason.imitation import networks
+from jaxreason.sharding import mesh as mesh_lib
+from jaxreason.sharding import rules as rules_lib
+from jaxreason.train.state import ParamGroups, TrainState, create_train_state
+from jaxreason.train.state import abstract_train_state
+from jaxreason.train.step import batch_sharding, make_train_step
 
 Array = jax.Array
+GROUPS = ('actor', 'critic', 'log_alpha')  # Trained by the update.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,20 +91,26 @@ class SACConfig:
   buffer_capacity: int | None = 1_000_000  # agent steps.
 
 
-@flax.struct.dataclass
-class SACState:
-  """All trainable state; `config` and `action_dim` are static."""
+def single_device_mesh() -> Mesh:
+  """The default mesh of `train_sac`: these networks are small."""
+  return mesh_lib.make_mesh(mesh_lib.DEFAULT_MESH, devices=jax.devices()[:1])
 
-  step: Array  # int32 []: updates done.
-  actor_params: Any
-  critic_params: Any
-  target_critic_params: Any
-  log_alpha: Array  # float32 [].
-  actor_opt_state: Any
-  critic_opt_state: Any
-  temperature_opt_state: Any
-  config: SACConfig = flax.struct.field(pytree_node=False)
-  action_dim: int = flax.struct.field(pytree_node=False)
+
+@functools.lru_cache(maxsize=None)
+def _optimisers(config: SACConfig) -> ParamGroups:
+  """Three Adams; the same objects for equal configs, because the optimiser
+  is static state metadata, which a jitted step's shardings must match."""
+  return ParamGroups(actor=optax.adam(config.actor_lr),
+                     critic=optax.adam(config.critic_lr),
+                     log_alpha=optax.adam(config.temperature_lr))
+
+
+@dataclasses.dataclass(frozen=True)
+class SAC:
+  """SAC's static part (hashable): hyperparameters, networks and its step."""
+
+  config: SACConfig
+  action_dim: int
 
   @property
   def actor(self) -> networks.TanhGaussianActor:
@@ -93,43 +128,114 @@ class SACState:
       return -float(self.action_dim)
     return self.config.target_entropy
 
+  def init_params(self, obs_dim: int, rng: Array) -> dict[str, Any]:
+    """Fresh groups (module docstring); the target critic equals the critic."""
+    k_actor, k_critic = jax.random.split(rng)
+    obs = jnp.zeros((1, obs_dim), jnp.float32)
+    action = jnp.zeros((1, self.action_dim), jnp.float32)
+    critic = self.critic.init(k_critic, obs, action)['params']
+    return {
+        'actor': self.actor.init(k_actor, obs)['params'],
+        'critic': critic,
+        'target_critic': jax.tree.map(jnp.copy, critic),
+        'log_alpha': jnp.full((), np.log(self.config.init_temperature),
+                              jnp.float32),
+    }
 
-def _optimizers(config: SACConfig):
-  return (optax.adam(config.actor_lr), optax.adam(config.critic_lr),
-          optax.adam(config.temperature_lr))
+  def optimisers(self) -> ParamGroups:
+    return _optimisers(self.config)
+
+  def _abstract(self, obs_dim: int, mesh: Mesh, rng: Array | None = None):
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    return (lambda r: self.init_params(obs_dim, r),
+            lambda _: self.optimisers(), rng, mesh, rules_lib.DEFAULT_RULES)
+
+  def init_state(self, obs_dim: int, rng: Array, mesh: Mesh
+                 ) -> tuple[TrainState, TrainState]:
+    """(state, shardings): a fresh TrainState of the groups, replicated."""
+    return create_train_state(*self._abstract(obs_dim, mesh, rng))
+
+  def state_shardings(self, obs_dim: int, mesh: Mesh) -> TrainState:
+    return abstract_train_state(*self._abstract(obs_dim, mesh))[1]
+
+  def loss_fn(self, params: dict[str, Any], batch: dict[str, Array],
+              rng: Array, frozen: Any = None
+              ) -> tuple[Array, dict[str, Array]]:
+    """critic + actor + temperature loss (module docstring) and metrics.
+
+    batch: obs, next_obs [B, D], action [B, A], reward, is_terminal [B].
+    """
+    del frozen
+    actor, critic = self.actor, self.critic
+    next_key, pi_key = jax.random.split(rng)
+    alpha = jnp.exp(params['log_alpha'])
+
+    next_action, next_log_prob = actor.apply(
+        {'params': params['actor']}, batch['next_obs'], next_key,
+        method='sample')
+    next_q1, next_q2 = critic.apply({'params': params['target_critic']},
+                                    batch['next_obs'], next_action)
+    target = jax.lax.stop_gradient(
+        td_target(batch['reward'], batch['is_terminal'], next_q1, next_q2,
+                  next_log_prob, alpha, self.config.discount))  # [B]
+
+    q1, q2 = critic.apply({'params': params['critic']}, batch['obs'],
+                          batch['action'])
+    c_loss = critic_loss(q1, q2, target)
+
+    action, log_prob = actor.apply({'params': params['actor']}, batch['obs'],
+                                   pi_key, method='sample')
+    pi_q1, pi_q2 = critic.apply(
+        {'params': jax.lax.stop_gradient(params['critic'])}, batch['obs'],
+        action)
+    a_loss = actor_loss(log_prob, pi_q1, pi_q2, jax.lax.stop_gradient(alpha))
+
+    t_loss = temperature_loss(params['log_alpha'],
+                              jax.lax.stop_gradient(log_prob),
+                              self.target_entropy)
+    metrics = {
+        'critic_loss': c_loss,
+        'actor_loss': a_loss,
+        'temperature_loss': t_loss,
+        'alpha': alpha,
+        'entropy': -log_prob.mean(),
+        'q_mean': q1.mean(),
+        'target_q_mean': target.mean(),
+        'reward_mean': batch['reward'].mean(),
+    }
+    return c_loss + a_loss + t_loss, metrics
+
+  def after_update(self, state: TrainState, metrics: dict) -> TrainState:
+    """Qbar <- tau Q + (1 - tau) Qbar, from the critic after its step."""
+    del metrics
+    tau = self.config.tau
+    params = dict(state.params)
+    params['target_critic'] = jax.tree.map(
+        lambda p, t: tau * p + (1.0 - tau) * t, params['critic'],
+        params['target_critic'])
+    return state.replace(params=params)
+
+  def make_update(self, shardings: TrainState, mesh: Mesh,
+                  donate: bool = True) -> Callable[..., tuple[TrainState,
+                                                              dict]]:
+    """`update(state, batch, rng) -> (state, metrics)` on the training core.
+
+    batch: obs, next_obs [B, D]; action [B, A]; reward, is_terminal [B] (what
+    ReplayBuffer.sample_transitions returns; B divisible by the mesh's batch
+    axes). metrics (float32 scalars): critic_loss, actor_loss,
+    temperature_loss, alpha (before the step), entropy, q_mean,
+    target_q_mean, reward_mean; from the core loss (the sum of the three),
+    grad_norm, param_norm and grad_norm/{actor,critic,log_alpha}.
+    """
+    return make_train_step(self.loss_fn, shardings, mesh, groups=GROUPS,
+                           after_update=self.after_update,
+                           group_grad_norms=True, donate=donate)
 
 
-def init(config: SACConfig, obs_dim: int, action_dim: int,
-         rng: Array) -> SACState:
-  """Fresh networks (target critic = critic) and optimizer states."""
-  return _init(rng, config=config, obs_dim=obs_dim, action_dim=action_dim)
-
-
-@functools.partial(jax.jit, static_argnames=('config', 'obs_dim',
-                                             'action_dim'))
-def _init(rng: Array, *, config: SACConfig, obs_dim: int,
-          action_dim: int) -> SACState:
-  actor = networks.TanhGaussianActor(action_dim, config.hidden,
-                                     config.log_std_min, config.log_std_max)
-  critic = networks.DoubleQCritic(config.hidden)
-  k_actor, k_critic = jax.random.split(rng)
-  obs = jnp.zeros((1, obs_dim), jnp.float32)
-  action = jnp.zeros((1, action_dim), jnp.float32)
-  actor_params = actor.init(k_actor, obs)['params']
-  critic_params = critic.init(k_critic, obs, action)['params']
-  log_alpha = jnp.full((), np.log(config.init_temperature), jnp.float32)
-  actor_tx, critic_tx, temperature_tx = _optimizers(config)
-  return SACState(
-      step=jnp.zeros((), jnp.int32),
-      actor_params=actor_params,
-      critic_params=critic_params,
-      target_critic_params=jax.tree.map(jnp.copy, critic_params),
-      log_alpha=log_alpha,
-      actor_opt_state=actor_tx.init(actor_params),
-      critic_opt_state=critic_tx.init(critic_params),
-      temperature_opt_state=temperature_tx.init(log_alpha),
-      config=config,
-      action_dim=action_dim)
+@functools.lru_cache(maxsize=8)
+def _update_for(sac: SAC, obs_dim: int, mesh: Mesh):
+  """One compiled update per (agent, observation size, mesh) and process."""
+  return sac.make_update(sac.state_shardings(obs_dim, mesh), mesh)
 
 
 # The loss formulas, on arrays (each tested against NumPy).
@@ -158,123 +264,43 @@ def temperature_loss(log_alpha: Array, log_prob: Array,
   return (-jnp.exp(log_alpha) * (log_prob + target_entropy)).mean()
 
 
-def _update(state: SACState, batch: dict[str, Array],
-            rng: Array) -> tuple[SACState, dict[str, Array]]:
-  """One SAC update; batch: obs, next_obs [B, D], action [B, A], reward,
-  is_terminal [B]."""
-  config = state.config
-  actor, critic = state.actor, state.critic
-  next_key, pi_key = jax.random.split(rng)
-  alpha = jnp.exp(state.log_alpha)
-
-  next_action, next_log_prob = actor.apply(
-      {'params': state.actor_params}, batch['next_obs'], next_key,
-      method='sample')
-  next_q1, next_q2 = critic.apply({'params': state.target_critic_params},
-                                  batch['next_obs'], next_action)
-  target = jax.lax.stop_gradient(
-      td_target(batch['reward'], batch['is_terminal'], next_q1, next_q2,
-                next_log_prob, alpha, config.discount))
-
-  def critic_loss_fn(params):
-    q1, q2 = critic.apply({'params': params}, batch['obs'], batch['action'])
-    return critic_loss(q1, q2, target), q1
-
-  def actor_loss_fn(params):
-    action, log_prob = actor.apply({'params': params}, batch['obs'], pi_key,
-                                   method='sample')
-    q1, q2 = critic.apply({'params': state.critic_params}, batch['obs'],
-                          action)
-    return actor_loss(log_prob, q1, q2, jax.lax.stop_gradient(alpha)), log_prob
-
-  def temperature_loss_fn(log_alpha, log_prob):
-    return temperature_loss(log_alpha, jax.lax.stop_gradient(log_prob),
-                            state.target_entropy)
-
-  (c_loss, q1), c_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
-      state.critic_params)
-  (a_loss, log_prob), a_grads = jax.value_and_grad(
-      actor_loss_fn, has_aux=True)(state.actor_params)
-  t_loss, t_grad = jax.value_and_grad(temperature_loss_fn)(state.log_alpha,
-                                                           log_prob)
-
-  actor_tx, critic_tx, temperature_tx = _optimizers(config)
-  updates, actor_opt_state = actor_tx.update(a_grads, state.actor_opt_state)
-  actor_params = optax.apply_updates(state.actor_params, updates)
-  updates, critic_opt_state = critic_tx.update(c_grads, state.critic_opt_state)
-  critic_params = optax.apply_updates(state.critic_params, updates)
-  updates, temperature_opt_state = temperature_tx.update(
-      t_grad, state.temperature_opt_state)
-  log_alpha = optax.apply_updates(state.log_alpha, updates)
-  target_critic_params = jax.tree.map(
-      lambda p, t: config.tau * p + (1.0 - config.tau) * t, critic_params,
-      state.target_critic_params)
-
-  new_state = state.replace(
-      step=state.step + 1, actor_params=actor_params,
-      critic_params=critic_params, target_critic_params=target_critic_params,
-      log_alpha=log_alpha, actor_opt_state=actor_opt_state,
-      critic_opt_state=critic_opt_state,
-      temperature_opt_state=temperature_opt_state)
-  metrics = {
-      'critic_loss': c_loss,
-      'actor_loss': a_loss,
-      'temperature_loss': t_loss,
-      'alpha': alpha,
-      'entropy': -log_prob.mean(),
-      'q_mean': q1.mean(),
-      'target_q_mean': target.mean(),
-      'reward_mean': batch['reward'].mean(),
-      'critic_grad_norm': optax.global_norm(c_grads),
-      'actor_grad_norm': optax.global_norm(a_grads),
-  }
-  return new_state, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
-
-
-update = jax.jit(_update)
-update.__doc__ = """`update(state, batch, rng) -> (state, metrics)`, jitted.
-
-batch: obs, next_obs [B, D]; action [B, A]; reward, is_terminal [B] (what
-ReplayBuffer.sample_transitions returns). metrics: critic_loss, actor_loss,
-temperature_loss, alpha (before the step), entropy, q_mean, target_q_mean,
-reward_mean, critic_grad_norm, actor_grad_norm (float32 scalars).
-"""
-
-
-def _act(state: SACState, obs: Array, rng: Array,
+def _act(sac: SAC, actor_params: Any, obs: Array, rng: Array,
          deterministic: bool) -> Array:
   if deterministic:
-    return state.actor.apply({'params': state.actor_params}, obs,
-                             method='mode')
-  return state.actor.apply({'params': state.actor_params}, obs, rng,
-                           method='sample')[0]
+    return sac.actor.apply({'params': actor_params}, obs, method='mode')
+  return sac.actor.apply({'params': actor_params}, obs, rng,
+                         method='sample')[0]
 
 
-act = jax.jit(_act, static_argnames='deterministic')
-act.__doc__ = """`act(state, obs, rng, deterministic) -> action`, jitted.
+act = jax.jit(_act, static_argnames=('sac', 'deterministic'))
+act.__doc__ = """`act(sac, actor_params, obs, rng, deterministic) -> action`.
 
-obs [D] or [B, D] -> action [A] or [B, A] in (-1, 1): tanh(mean) if
-deterministic, else a sample.
+Jitted; actor_params is `state.params['actor']`. obs [D] or [B, D] -> action
+[A] or [B, A] in (-1, 1): tanh(mean) if deterministic, else a sample.
 """
 
 
-def sac_act_fn(state: SACState, deterministic: bool = True):
+def sac_act_fn(sac: SAC, state: TrainState, deterministic: bool = True):
   """`act_fn(step, key)` for envs.run_episode."""
+  actor_params = state.params['actor']
   return lambda step, key: np.asarray(
-      act(state, step['obs'], key, deterministic=deterministic))
+      act(sac, actor_params, step['obs'], key, deterministic=deterministic))
 
 
 def train_sac(env, config: SACConfig, steps: int, *, seed: int = 0,
-              state: SACState | None = None,
+              state: TrainState | None = None,
               buffer: episodes_lib.ReplayBuffer | None = None,
               on_episode: Callable[[episodes_lib.Episode, dict], Any]
-              | None = None) -> tuple[SACState, list[episodes_lib.Episode]]:
+              | None = None, mesh: Mesh | None = None
+              ) -> tuple[TrainState, list[episodes_lib.Episode]]:
   """Trains SAC for `steps` agent steps on `env` (an envs.DMCEnv).
 
   The first `config.random_steps` actions (less the steps already in a given
-  `buffer`) are uniform in [-1, 1]; from then on every env step is followed by `config.updates_per_step` updates on
-  transitions sampled uniformly from the buffer (episode records, see
-  episodes.py; the running episode included).
+  `buffer`) are uniform in [-1, 1]; from then on every env step is followed
+  by `config.updates_per_step` updates on transitions sampled uniformly from
+  the buffer (episode records, see episodes.py; the running episode
+  included). The update is `SAC.make_update`, compiled once per process for
+  a given config, observation size and mesh.
 
   Args:
     env: has reset(), step(action), sample_action(rng), obs_dim, action_dim.
@@ -282,21 +308,29 @@ def train_sac(env, config: SACConfig, steps: int, *, seed: int = 0,
     steps: agent steps to take (an unfinished last episode is dropped).
     seed: seeds init, action sampling, batch sampling and the env's first
       reset (later resets continue the env's random state).
-    state: continue from this state instead of a fresh `init`.
+    state: continue from this state (`SAC.init_state`'s, placed on `mesh`)
+      instead of a fresh one. It is donated to the update: use the returned
+      state.
     buffer: continue with this buffer (e.g. restored) instead of a new one.
     on_episode: called after each finished episode as
       on_episode(episode, info), info = {'step': agent steps so far,
       'episode': its index, 'return': its return, 'metrics': the last
       update's metrics as floats ({} before learning starts)}.
+    mesh: where the state lives and the batch is split (over its batch
+      axes); default one device.
 
   Returns:
     (state, episodes): the final agent and every episode finished here, in
     order (the early ones are random-action episodes).
   """
+  sac = SAC(config, env.action_dim)
+  mesh = single_device_mesh() if mesh is None else mesh
   key = jax.random.PRNGKey(seed)
   init_key, key = jax.random.split(key)
   if state is None:
-    state = init(config, env.obs_dim, env.action_dim, init_key)
+    state, _ = sac.init_state(env.obs_dim, init_key, mesh)
+  update = _update_for(sac, env.obs_dim, mesh)
+  batch_sh = batch_sharding(mesh)
   if buffer is None:
     buffer = episodes_lib.ReplayBuffer(config.buffer_capacity, env.action_dim)
   elif buffer.action_dim is None:
@@ -317,7 +351,7 @@ def train_sac(env, config: SACConfig, steps: int, *, seed: int = 0,
     if not learning:
       action = env.sample_action(rng)
     else:
-      action = np.asarray(act(state, step['obs'],
+      action = np.asarray(act(sac, state.params['actor'], step['obs'],
                               jax.random.fold_in(act_key, t),
                               deterministic=False))
     step = env.step(action)
@@ -326,7 +360,7 @@ def train_sac(env, config: SACConfig, steps: int, *, seed: int = 0,
       for i in range(config.updates_per_step):
         batch = buffer.sample_transitions(config.batch_size, rng)
         state, metrics = update(
-            state, batch,
+            state, jax.device_put(batch, batch_sh),
             jax.random.fold_in(update_key, t * config.updates_per_step + i))
     if episode is not None:
       episodes.append(episode)
@@ -347,11 +381,11 @@ def train_sac(env, config: SACConfig, steps: int, *, seed: int = 0,
   return state, episodes
 
 
-def evaluate(env, state: SACState, num_episodes: int, seed: int = 0,
-             deterministic: bool = True) -> list[float]:
+def evaluate(env, sac: SAC, state: TrainState, num_episodes: int,
+             seed: int = 0, deterministic: bool = True) -> list[float]:
   """Returns of `num_episodes` episodes of the (deterministic) policy."""
   return [
       episodes_lib.episode_return(episodes_lib.run_episode(
-          env, sac_act_fn(state, deterministic), seed + i))
+          env, sac_act_fn(sac, state, deterministic), seed + i))
       for i in range(num_episodes)
   ]

@@ -105,8 +105,10 @@ def train_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Each chunk is a whole number of episodes and starts from a reseeded env,
   so a run resumed at a chunk (SAC state + replay buffer) continues exactly.
-  SAC keeps its own jitted update (`sac.update`: three losses at the same
-  parameters, a Polyak target) on the agent's state.
+  The SAC state is a TrainState of param groups on `config.mesh` and its
+  update a `make_train_step` step (sac.py: the three losses at the same
+  parameters as one summed step, the Polyak target in `after_update`); a
+  chunk's metrics are its last update's ('loss' is the sum of the three).
   """
   env = data_lib.make_env(config)
   sac_cfg = data_lib.sac_config(config)
@@ -116,12 +118,14 @@ def train_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f'sac_steps / total_steps = {chunk} agent steps per '
                      f'chunk must be a whole number of episodes '
                      f'({episode_steps} steps each)')
+  mesh = mesh_lib.make_mesh(config.mesh)
   buffer = ep_lib.ReplayBuffer(sac_cfg.buffer_capacity, env.action_dim)
   run = run_context.RunContext.from_config(workdir, config,
-                                    host_state={'replay': buffer})
-  state = sac_lib.init(sac_cfg, env.obs_dim, env.action_dim,
-                       jax.random.key(config.seed))
-  state, start = run.resume(state, jax.tree.map(lambda _: None, state))
+                                           host_state={'replay': buffer})
+  sac = sac_lib.SAC(sac_cfg, env.action_dim)
+  state, shardings = sac.init_state(env.obs_dim, jax.random.key(config.seed),
+                                    mesh)
+  state, start = run.resume(state, shardings)
   metrics: dict[str, float] = {}
   for c in range(start, config.total_steps):
     returns, last = [], {}
@@ -133,10 +137,9 @@ def train_expert(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     state, _ = sac_lib.train_sac(env, sac_cfg, chunk,
                                  seed=config.seed * 1000 + c, state=state,
-                                 buffer=buffer, on_episode=on_episode)
+                                 buffer=buffer, on_episode=on_episode,
+                                 mesh=mesh)
     metrics = {'episode_return': float(np.mean(returns)), **last}
-    if 'critic_loss' in last:  # None before learning starts.
-      metrics['loss'] = last['critic_loss']
     run.after_step(c + 1, state, metrics, tokens=chunk)
   run.close()
   # The buffer holds the run's episodes in order (`sac_early` data).
@@ -166,32 +169,16 @@ def train_bco(config: ml_collections.ConfigDict, workdir: str) -> dict:
   with_actions = all('action' in d for d in demos)
   total = cfg.idm_steps + cfg.bc_steps
 
-  # State: three param groups, Adam with the rate cosine-decayed to 0.
   key = jax.random.key(config.seed)
-  idm = bco_lib.InverseDynamics(action_dim, cfg.hidden)
-  actor = bco_lib.DeterministicActor(action_dim, cfg.hidden)
-  obs0 = jnp.zeros((1, emb['obs'].shape[-1]))
-  params = {'idm': idm.init(key, obs0, obs0)['params'],
-            'policy': actor.init(jax.random.fold_in(key, 1), obs0)['params']}
-  sched = lambda n: optim.make_optimizer(dict(
-      name='adamw', lr=cfg.learning_rate, schedule='warmup_cosine',
-      total_steps=max(n, 1)))[0]
-  optimisers = {'idm': sched(cfg.idm_steps), 'policy': sched(cfg.bc_steps)}
-  if with_actions:
-    params['bc_true'] = params['policy']
-    optimisers['bc_true'] = sched(cfg.bc_steps)
+  params, optimisers = bco_params(cfg, emb['obs'].shape[-1], action_dim, key,
+                                  with_actions)
   state, shardings = new_state(params, optimisers, mesh, rules)
   run = run_context.RunContext(workdir, total, save_every=config.checkpoint_every,
                         log_every=cfg.log_every)
   state, start = run.resume(state, shardings)
 
-  # Steps.
-  idm_loss, bc_loss = objectives.bco_losses(action_dim, cfg)
-  idm_step = make_train_step(idm_loss, shardings, mesh, rules=rules,
-                             groups=('idm',))
-  bc_step = make_train_step(
-      bc_loss, shardings, mesh, rules=rules,
-      groups=('policy', 'bc_true') if with_actions else ('policy',))
+  idm_step, bc_step = bco_steps(cfg, action_dim, shardings, mesh, rules,
+                                with_actions)
   batch_sh = batch_sharding(mesh, rules)
 
   def sample(data, step):
@@ -235,6 +222,41 @@ def train_bco(config: ml_collections.ConfigDict, workdir: str) -> dict:
     result['bco']['idm_demo_action_mse'] = float(np.mean(
         (labelled['action'] - true['action'])**2)) if labelled else None
   return result
+
+
+def bco_params(cfg: bco_lib.BCOConfig, obs_dim: int, action_dim: int, key,
+               with_actions: bool) -> tuple[dict, dict]:
+  """The bco stage's param groups and optimisers: 'idm' (inverse model),
+  'policy' (BCO's clone) and, with_actions, 'bc_true' (BC on the true
+  actions, initialised as 'policy'); each Adam with its rate cosine-decayed
+  to 0 over its steps."""
+  idm = bco_lib.InverseDynamics(action_dim, cfg.hidden)
+  actor = bco_lib.DeterministicActor(action_dim, cfg.hidden)
+  obs0 = jnp.zeros((1, obs_dim))
+  params = {'idm': idm.init(key, obs0, obs0)['params'],
+            'policy': actor.init(jax.random.fold_in(key, 1), obs0)['params']}
+  sched = lambda n: optim.make_optimizer(dict(
+      name='adamw', lr=cfg.learning_rate, schedule='warmup_cosine',
+      total_steps=max(n, 1)))[0]
+  optimisers = {'idm': sched(cfg.idm_steps), 'policy': sched(cfg.bc_steps)}
+  if with_actions:
+    params['bc_true'] = params['policy']
+    optimisers['bc_true'] = sched(cfg.bc_steps)
+  return params, optimisers
+
+
+def bco_steps(cfg: bco_lib.BCOConfig, action_dim: int, shardings, mesh, rules,
+              with_actions: bool):
+  """(idm_step on batches obs, next_obs, action; bc_step on batches
+  {'labelled': obs, action[, 'true': obs, action]}): the bco stage's steps,
+  `(state, batch, rng) -> (state, metrics)`, on `bco_params`' state."""
+  idm_loss, bc_loss = objectives.bco_losses(action_dim, cfg)
+  idm_step = make_train_step(idm_loss, shardings, mesh, rules=rules,
+                             groups=('idm',))
+  bc_step = make_train_step(
+      bc_loss, shardings, mesh, rules=rules,
+      groups=('policy', 'bc_true') if with_actions else ('policy',))
+  return idm_step, bc_step
 
 
 # --- Stage: pretrain -----------------------------------------------------------

@@ -12,6 +12,12 @@ a policy and a value function with their own optimisers): `groups` names the
 ones a step differentiates and updates; `loss_fn` still sees all params.
 `after_update(state, metrics) -> state` then updates what no gradient
 touches (an EMA target network, a running statistic in params).
+Disjoint groups whose losses are evaluated at the same (pre-update) params,
+as soft actor-critic's actor, critic and temperature, are one step of the
+sum of their losses: with stop_gradient on what a group's loss must not
+train, each group's gradient of the sum is that of its own loss
+(imitation/sac.py). `group_grad_norms=True` then also reports each group's
+gradient norm as `grad_norm/<group>`.
 """
 
 from __future__ import annotations
@@ -74,14 +80,18 @@ def make_train_step(
     donate: bool = True,
     groups: tuple[str, ...] | None = None,
     after_update: Callable[[TrainState, dict], TrainState] | None = None,
+    group_grad_norms: bool = False,
 ) -> Callable[..., tuple[TrainState, dict]]:
   """Builds the jitted, sharded, donating train step.
 
   Metrics are a flat dict of float32 scalars: loss, grad_norm, param_norm,
   learning_rate, plus whatever `loss_fn` reports. With `groups` (params a
   dict of groups), only those groups get gradients and an optimiser step;
-  grad_norm and param_norm are theirs.
+  grad_norm and param_norm are theirs, and with `group_grad_norms`
+  `grad_norm/<group>` is each one's.
   """
+  if group_grad_norms and groups is None:
+    raise ValueError('group_grad_norms needs `groups`')
 
   def differentiated(params):
     return params if groups is None else {g: params[g] for g in groups}
@@ -131,6 +141,9 @@ def make_train_step(
       new_state = state.apply_gradients(grads)
       metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
       metrics['grad_norm'] = grad_norm
+      if group_grad_norms:
+        metrics.update({f'grad_norm/{g}': optax.global_norm(grads[g])
+                        for g in groups})
       metrics['param_norm'] = optax.global_norm(
           _trainable_only(differentiated(new_state.params), new_state))
       if after_update is not None:

@@ -1,9 +1,11 @@
-"""SAC losses and update against NumPy from the formulas; a smoke run."""
+"""SAC losses and its update on the training core against NumPy and against
+the three-optimiser update from the formulas; a smoke run."""
 
 import math
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from jaxreason.imitation import envs
@@ -11,12 +13,14 @@ from jaxreason.imitation import episodes as E
 from jaxreason.imitation import networks
 from jaxreason.imitation import sac
 
-# One config and walker's dims (D=24, A=6) throughout, so `update` and `act`
-# compile once for the whole file.
+# One config and walker's dims (D=24, A=6) throughout, so `act` compiles
+# once for the whole file.
 CFG = sac.SACConfig(hidden=(16, 16), batch_size=32, random_steps=100,
                     discount=0.9, tau=0.1, init_temperature=0.5,
                     temperature_lr=1e-2)
 D, A = 24, 6
+SAC = sac.SAC(CFG, A)
+MESH = sac.single_device_mesh()
 
 
 def np_log_prob(mean, log_std, u):
@@ -107,73 +111,161 @@ def _np_critic(p, obs, action, cfg):
   return _np_mlp(p['q1'], x, n)[:, 0], _np_mlp(p['q2'], x, n)[:, 0]
 
 
-def test_update_matches_numpy_reference():
-  cfg, B = CFG, CFG.batch_size
-  state = sac.init(cfg, D, A, jax.random.PRNGKey(0))
-  # A target critic different from the critic, so mixing them up shows.
-  state = state.replace(target_critic_params=jax.tree.map(
-      lambda x: 0.5 * np.asarray(x) + 0.1, state.critic_params))
-  old = jax.tree.map(np.asarray, state)
+def _fresh_state(target_shift=True):
+  """A state whose target critic differs from the critic (mix-ups show)."""
+  state, shardings = SAC.init_state(D, jax.random.PRNGKey(0), MESH)
+  if target_shift:
+    state = state.replace(params={**state.params, 'target_critic': jax.tree.map(
+        lambda x: 0.5 * x + 0.1, state.params['critic'])})
+  return state, shardings
+
+
+def _batch(B):
   rng = np.random.default_rng(2)
   batch = {'obs': rng.normal(size=(B, D)), 'next_obs': rng.normal(size=(B, D)),
            'action': rng.uniform(-1, 1, (B, A)), 'reward': rng.normal(size=B),
            'is_terminal': np.arange(B) % 3 == 1}
-  batch = {k: v.astype(np.float32) if v.dtype == np.float64 else v
-           for k, v in batch.items()}
-  key = jax.random.PRNGKey(7)
-  new, m = sac.update(state, batch, key)
+  return {k: v.astype(np.float32) if v.dtype == np.float64 else v
+          for k, v in batch.items()}
 
-  next_key, pi_key = jax.random.split(key)
+
+def test_update_matches_numpy_reference():
+  cfg, B = CFG, CFG.batch_size
+  state, shardings = _fresh_state()
+  old = jax.tree.map(np.asarray, state.params)
+  batch = _batch(B)
+  key = jax.random.PRNGKey(7)
+  new, m = SAC.make_update(shardings, MESH)(state, batch, key)
+
+  # make_train_step folds the step (0) into the rng; SAC splits the result.
+  next_key, pi_key = jax.random.split(jax.random.fold_in(key, 0))
   eps_next = np.asarray(jax.random.normal(next_key, (B, A)), np.float64)
   eps_pi = np.asarray(jax.random.normal(pi_key, (B, A)), np.float64)
   alpha, entropy_target = 0.5, -A
-  mean, log_std = _np_actor(old.actor_params, batch['next_obs'], cfg)
+  mean, log_std = _np_actor(old['actor'], batch['next_obs'], cfg)
   u = mean + np.exp(log_std) * eps_next
   next_logp = np_log_prob(mean, log_std, u)
-  tq1, tq2 = _np_critic(old.target_critic_params, batch['next_obs'],
-                        np.tanh(u), cfg)
+  tq1, tq2 = _np_critic(old['target_critic'], batch['next_obs'], np.tanh(u),
+                        cfg)
   y = batch['reward'] + cfg.discount * (1 - batch['is_terminal']) * (
       np.minimum(tq1, tq2) - alpha * next_logp)
-  q1, q2 = _np_critic(old.critic_params, batch['obs'], batch['action'], cfg)
-  mean, log_std = _np_actor(old.actor_params, batch['obs'], cfg)
+  q1, q2 = _np_critic(old['critic'], batch['obs'], batch['action'], cfg)
+  mean, log_std = _np_actor(old['actor'], batch['obs'], cfg)
   u = mean + np.exp(log_std) * eps_pi
   logp = np_log_prob(mean, log_std, u)
-  pq1, pq2 = _np_critic(old.critic_params, batch['obs'], np.tanh(u), cfg)
+  pq1, pq2 = _np_critic(old['critic'], batch['obs'], np.tanh(u), cfg)
 
   tol = dict(rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(m['target_q_mean'], y.mean(), **tol)
   np.testing.assert_allclose(m['q_mean'], q1.mean(), **tol)
-  np.testing.assert_allclose(
-      m['critic_loss'], np.mean((q1 - y)**2 + (q2 - y)**2), **tol)
-  np.testing.assert_allclose(
-      m['actor_loss'], np.mean(alpha * logp - np.minimum(pq1, pq2)), **tol)
-  temp_grad = np.mean(-alpha * (logp + entropy_target))
-  np.testing.assert_allclose(m['temperature_loss'], temp_grad, **tol)
+  c_loss = np.mean((q1 - y)**2 + (q2 - y)**2)
+  a_loss = np.mean(alpha * logp - np.minimum(pq1, pq2))
+  t_loss = np.mean(-alpha * (logp + entropy_target))
+  np.testing.assert_allclose(m['critic_loss'], c_loss, **tol)
+  np.testing.assert_allclose(m['actor_loss'], a_loss, **tol)
+  np.testing.assert_allclose(m['temperature_loss'], t_loss, **tol)
+  np.testing.assert_allclose(m['loss'], c_loss + a_loss + t_loss, **tol)
   np.testing.assert_allclose(m['entropy'], -logp.mean(), **tol)
   np.testing.assert_allclose(m['alpha'], alpha, rtol=1e-6)
-  # Adam's first step moves log_alpha by -lr * sign(gradient).
+  # d(temperature loss)/d(log_alpha) = t_loss; Adam's first step moves
+  # log_alpha by -lr * sign(gradient).
+  np.testing.assert_allclose(m['grad_norm/log_alpha'], abs(t_loss), **tol)
   np.testing.assert_allclose(
-      new.log_alpha, np.log(alpha) - cfg.temperature_lr * np.sign(temp_grad),
-      rtol=1e-4)
+      new.params['log_alpha'],
+      np.log(alpha) - cfg.temperature_lr * np.sign(t_loss), rtol=1e-4)
   # Polyak: target <- tau * new critic + (1 - tau) * old target.
   jax.tree.map(
       lambda t, c, o: np.testing.assert_allclose(
           t, cfg.tau * np.asarray(c) + (1 - cfg.tau) * o, rtol=1e-5,
           atol=1e-7),
-      new.target_critic_params, new.critic_params, old.target_critic_params)
+      new.params['target_critic'], new.params['critic'],
+      old['target_critic'])
   assert int(new.step) == 1
 
 
+def _three_optimiser_update(params, batch, key):
+  """The previous SAC update, from the formulas: each loss differentiated
+  alone w.r.t. its own parameters (the others held fixed), at the same
+  parameters, then three separate Adams and the Polyak target."""
+  actor, critic, cfg = SAC.actor, SAC.critic, CFG
+  next_key, pi_key = jax.random.split(key)
+  alpha = np.exp(params['log_alpha'])
+  next_action, next_logp = actor.apply({'params': params['actor']},
+                                       batch['next_obs'], next_key,
+                                       method='sample')
+  nq1, nq2 = critic.apply({'params': params['target_critic']},
+                          batch['next_obs'], next_action)
+  y = sac.td_target(batch['reward'], batch['is_terminal'], nq1, nq2,
+                    next_logp, alpha, cfg.discount)
+
+  def critic_loss(p):
+    q1, q2 = critic.apply({'params': p}, batch['obs'], batch['action'])
+    return sac.critic_loss(q1, q2, y)
+
+  def actor_loss(p):
+    action, logp = actor.apply({'params': p}, batch['obs'], pi_key,
+                               method='sample')
+    q1, q2 = critic.apply({'params': params['critic']}, batch['obs'], action)
+    return sac.actor_loss(logp, q1, q2, alpha), logp
+
+  c_grads = jax.grad(critic_loss)(params['critic'])
+  a_grads, logp = jax.grad(actor_loss, has_aux=True)(params['actor'])
+  t_grad = jax.grad(sac.temperature_loss)(params['log_alpha'], logp,
+                                          SAC.target_entropy)
+  out = dict(params)
+  for name, g, lr in (('actor', a_grads, cfg.actor_lr),
+                      ('critic', c_grads, cfg.critic_lr),
+                      ('log_alpha', t_grad, cfg.temperature_lr)):
+    tx = optax.adam(lr)
+    updates, _ = tx.update(g, tx.init(params[name]))
+    out[name] = optax.apply_updates(params[name], updates)
+  out['target_critic'] = jax.tree.map(
+      lambda c, t: cfg.tau * c + (1 - cfg.tau) * t, out['critic'],
+      params['target_critic'])
+  norms = {'actor': optax.global_norm(a_grads),
+           'critic': optax.global_norm(c_grads)}
+  return out, norms
+
+
+def test_core_step_equals_three_separate_optimisers():
+  """The summed one-step update on the core is the three-optimiser update:
+  each group's gradient of the sum is its own loss's (the stop_gradients);
+  e.g. without stop_gradient(critic) in the actor loss the critic's step
+  would differ."""
+  state, shardings = _fresh_state()
+  update = SAC.make_update(shardings, MESH)
+  params = jax.tree.map(np.asarray, state.params)
+  key = jax.random.PRNGKey(11)
+  batch = _batch(CFG.batch_size)
+  # Step 1 vs the reference from the same params and key.
+  state, m = update(state, batch, key)
+  ref_params, norms = _three_optimiser_update(
+      params, batch, jax.random.fold_in(key, 0))
+  for group in ('actor', 'critic', 'log_alpha', 'target_critic'):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-6),
+        state.params[group], ref_params[group])
+  for group in ('actor', 'critic'):
+    np.testing.assert_allclose(m[f'grad_norm/{group}'], norms[group],
+                               rtol=1e-4)
+  # The groups moved (the comparison above is not between unchanged params).
+  assert not np.allclose(state.params['critic']['q1']['out']['kernel'],
+                         params['critic']['q1']['out']['kernel'])
+  assert not np.allclose(state.params['actor']['head']['kernel'],
+                         params['actor']['head']['kernel'])
+
+
 def test_act_shapes_and_modes():
-  state = sac.init(CFG, D, A, jax.random.PRNGKey(0))
+  state, _ = SAC.init_state(D, jax.random.PRNGKey(0), MESH)
+  actor = state.params['actor']
   obs = np.ones((4, D), np.float32)
   k1, k2 = jax.random.PRNGKey(1), jax.random.PRNGKey(2)
-  assert sac.act(state, obs[0], k1, deterministic=False).shape == (A,)
-  det = sac.act(state, obs, k1, deterministic=True)
-  np.testing.assert_array_equal(det, sac.act(state, obs, k2,
+  assert sac.act(SAC, actor, obs[0], k1, deterministic=False).shape == (A,)
+  det = sac.act(SAC, actor, obs, k1, deterministic=True)
+  np.testing.assert_array_equal(det, sac.act(SAC, actor, obs, k2,
                                              deterministic=True))
-  s1 = sac.act(state, obs, k1, deterministic=False)
-  s2 = sac.act(state, obs, k2, deterministic=False)
+  s1 = sac.act(SAC, actor, obs, k1, deterministic=False)
+  s2 = sac.act(SAC, actor, obs, k2, deterministic=False)
   assert s1.shape == (4, A) and np.all(np.abs(s1) < 1)
   assert not np.allclose(s1, s2)
 

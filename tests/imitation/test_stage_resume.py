@@ -20,10 +20,13 @@ from subprocess_testlib import metrics_rows, subprocess_env
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TIMING = ('steps_per_sec', 'tokens_per_sec', 'eta_sec')
 
-# stage: (config file, overrides, total steps, kill once this step is logged)
+# stage: (config file, overrides, total steps, kill once this step is logged
+# and a checkpoint is committed)
 STAGES = {
-    'expert': ('expert.py', ['--config.sac_steps=240',
-                             '--config.total_steps=6'], 6, 2),
+    # 80 agent steps (4 episodes) a chunk: a run long enough to be killed
+    # after its first committed checkpoint and before its end.
+    'expert': ('expert.py', ['--config.sac_steps=800',
+                             '--config.total_steps=10'], 10, 2),
     'bco': ('bco.py', ['--config.bco.idm_steps=150',
                        '--config.bco.bc_steps=150',
                        '--config.checkpoint_every=25'], 300, 60),
@@ -41,6 +44,13 @@ def _cmd(stage, workdir):
   return [sys.executable, str(REPO / 'experiments/aime.py'),
           f'--config={REPO / "configs/aime" / file}:walker-stand,debug',
           f'--workdir={workdir}', *overrides]
+
+
+def _committed(workdir) -> bool:
+  """Whether a checkpoint is complete (orbax renames the folder of a step
+  from a temporary name to the bare number when it is)."""
+  ckpt = pathlib.Path(workdir) / 'checkpoints'
+  return ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir())
 
 
 def _values(row):
@@ -61,7 +71,8 @@ def test_stage_resumes_exactly_after_sigkill(stage, tmp_path):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while time.time() < deadline:
-    if any(r['step'] >= kill_at for r in metrics_rows(run_dir)):
+    if any(r['step'] >= kill_at for r in metrics_rows(run_dir)) and (
+        _committed(run_dir)):
       break
     time.sleep(0.02)
   proc.send_signal(signal.SIGKILL)

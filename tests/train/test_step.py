@@ -3,13 +3,15 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxreason.losses.sft import sft_loss
 from jaxreason.models.transformer import Transformer, TransformerConfig
 from jaxreason.sharding.mesh import make_mesh
 from jaxreason.train import optim
-from jaxreason.train.state import create_train_state
+from jaxreason.train.state import ParamGroups, create_train_state
+from jaxreason.train.state import state_from_params
 from jaxreason.train.step import batch_sharding, make_train_step
 
 CFG = TransformerConfig.from_preset('tiny')
@@ -111,3 +113,31 @@ def test_trainable_mask_freezes_params():
   assert any(changed.values())
   for name, did_change in changed.items():
     assert did_change == ('mlp' in name), name
+
+
+def test_group_grad_norms_of_a_summed_loss():
+  """Groups with their own optimisers, one summed loss: each group's step
+  and gradient norm are those of its own term."""
+  mesh = make_mesh([('data', 1), ('fsdp', 1), ('tensor', 1)],
+                   devices=jax.devices()[:1])
+  params = {'a': jnp.array([1.0, -2.0]), 'b': jnp.array([0.5, 0.5, 0.5]),
+            'c': jnp.array(7.0)}
+  groups = ParamGroups(a=optax.sgd(0.1), b=optax.sgd(1.0))
+  state, sh = state_from_params(params, lambda _: params, lambda _: groups,
+                                mesh)
+
+  def loss_fn(p, batch, rng, frozen):
+    del batch, rng, frozen
+    return jnp.sum(p['a']**2) + 3.0 * jnp.sum(p['b']) + p['c'], {}
+
+  step = make_train_step(loss_fn, sh, mesh, groups=('a', 'b'),
+                         group_grad_norms=True)
+  state, m = step(state, {'x': jnp.zeros((2,))}, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(m['grad_norm/a'], np.hypot(2.0, 4.0), rtol=1e-6)
+  np.testing.assert_allclose(m['grad_norm/b'], 3.0 * np.sqrt(3.0), rtol=1e-6)
+  np.testing.assert_allclose(m['grad_norm'], np.sqrt(20.0 + 27.0), rtol=1e-6)
+  np.testing.assert_allclose(state.params['a'], [0.8, -1.6], rtol=1e-6)
+  np.testing.assert_allclose(state.params['b'], [-2.5] * 3, rtol=1e-6)
+  assert float(state.params['c']) == 7.0  # No optimiser: untouched.
+  with pytest.raises(ValueError, match='needs `groups`'):
+    make_train_step(loss_fn, sh, mesh, group_grad_norms=True)
