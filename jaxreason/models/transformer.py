@@ -16,7 +16,10 @@ chunk of new tokens per row, appended at each row's length:
                               num_new=num_new)           # [B, T, V], cache
 
 Parameter names follow the Hugging Face modules (`layers_3/self_attn/q_proj`)
-so that `hf.py` is a plain renaming plus transposes.
+so that `hf.py` is a plain renaming plus transposes. With
+`TransformerConfig(scan_layers=True)` the layers are one `nn.scan`: each
+parameter of `layers/self_attn/q_proj` etc. has a leading [L] axis (logical
+name 'layers'); `jaxreason.models.layout` converts between the two layouts.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class TransformerConfig:
   dtype: str = 'float32'  # Computation dtype.
   param_dtype: str = 'float32'
   remat: str = 'none'  # 'none' | 'full' | 'dots' (save matmul outputs).
+  # Stack the layers' parameters over a leading 'layers' axis and run them
+  # with one `nn.scan` (compile time independent of depth). Params then live
+  # under 'layers' instead of 'layers_0'...; see `jaxreason.models.layout`.
+  scan_layers: bool = False
   init_std: float = 0.02
   model_type: str = 'qwen2'  # 'qwen2' | 'llama': the HF architecture on export.
   bos_token_id: int | None = None
@@ -257,7 +264,7 @@ class LayerCache:
 
   k: Array  # [L, B, S, K, D]
   v: Array  # [L, B, S, K, D]
-  layer: int
+  layer: int | Array  # A Python int; an int32 scalar under `scan_layers`.
   write_index: Array  # [B, T] cache index of each new token; S for padding.
   kv_lengths: Array  # [B] valid cache entries once the new tokens are in.
   attention_fn: Callable[..., Array]
@@ -419,17 +426,16 @@ class Transformer(nn.Module):
         param_dtype=cfg.jnp_param_dtype,
         embedding_init=_init(cfg, ('vocab', 'embed')), name='embed_tokens')
     x = embed(tokens)
-    layer_cls = DecoderLayer
-    if cfg.remat != 'none':
-      policy = (jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-                if cfg.remat == 'dots' else None)
-      layer_cls = nn.remat(DecoderLayer, policy=policy)
-    for i in range(cfg.num_layers):
-      if layer_cache is None:
-        x = layer_cls(cfg, name=f'layers_{i}')(x, positions, mask)
-      else:  # No remat when decoding; the parameters are the same.
-        x, layer_cache = DecoderLayer(cfg, name=f'layers_{i}')(
-            x, positions, mask, dataclasses.replace(layer_cache, layer=i))
+    if cfg.scan_layers:
+      x, layer_cache = _scan_layers(cfg, x, positions, mask, layer_cache)
+    else:
+      layer_cls = _remat_layer(cfg, prevent_cse=True)
+      for i in range(cfg.num_layers):
+        if layer_cache is None:
+          x = layer_cls(cfg, name=f'layers_{i}')(x, positions, mask)
+        else:  # No remat when decoding; the parameters are the same.
+          x, layer_cache = DecoderLayer(cfg, name=f'layers_{i}')(
+              x, positions, mask, dataclasses.replace(layer_cache, layer=i))
     hidden = RMSNorm(cfg, name='norm')(x)
     if last_only:
       if cache is None:
@@ -452,6 +458,56 @@ class Transformer(nn.Module):
     cache = cache.replace(k=layer_cache.k, v=layer_cache.v,
                           lengths=layer_cache.kv_lengths)
     return (logits, hidden, cache) if return_hidden else (logits, cache)
+
+
+def _remat_layer(cfg: TransformerConfig, prevent_cse: bool) -> type:
+  """DecoderLayer, rematerialized per layer as `cfg.remat` says."""
+  if cfg.remat == 'none':
+    return DecoderLayer
+  policy = (jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+            if cfg.remat == 'dots' else None)
+  return nn.remat(DecoderLayer, policy=policy, prevent_cse=prevent_cse)
+
+
+def _scan_layers(cfg: TransformerConfig, x: Array, positions: Array,
+                 mask: Array | None, layer_cache: LayerCache | None
+                 ) -> tuple[Array, LayerCache | None]:
+  """The layers as one `nn.scan` over stacked params (`scan_layers=True`).
+
+  Called inside `Transformer.__call__` (a compact method), so the scanned
+  module is its child 'layers'. Training: the carry is x [B, T, D] and remat
+  applies per layer inside the loop body. Cache mode: the carry also holds the
+  whole stacked cache k, v [L, B, S, K, D], and the scanned-over input is the
+  layer index (traced), so each layer writes and reads its slice of the
+  stacked arrays in place (dynamic_update_slice / dynamic_slice), exactly as
+  the unrolled model does with a static index: no per-layer copy of the cache.
+  """
+  if layer_cache is None:
+    # prevent_cse is not needed inside a scan (and blocks optimizations).
+    layer = _remat_layer(cfg, prevent_cse=False)(cfg, name='layers')
+  else:
+    layer = DecoderLayer(cfg, name='layers')  # No remat when decoding.
+  lc = layer_cache
+
+  def body(module, carry, index, positions, mask):
+    if lc is None:
+      return module(carry, positions, mask), None
+    h, k, v = carry
+    h, out = module(h, positions, mask,
+                    dataclasses.replace(lc, k=k, v=v, layer=index))
+    return (h, out.k, out.v), None
+
+  scan = nn.scan(
+      body, variable_axes={'params': 0},
+      split_rngs={'params': True, 'dropout': True},
+      in_axes=(0, nn.broadcast, nn.broadcast), length=cfg.num_layers,
+      metadata_params={nn.PARTITION_NAME: 'layers'})
+  index = jnp.arange(cfg.num_layers, dtype=jnp.int32)  # [L]
+  if lc is None:
+    x, _ = scan(layer, x, index, positions, mask)
+    return x, None
+  (x, k, v), _ = scan(layer, (x, lc.k, lc.v), index, positions, mask)
+  return x, dataclasses.replace(lc, k=k, v=v)
 
 
 def init_params(config: TransformerConfig, rng: Array) -> Any:
