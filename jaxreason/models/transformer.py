@@ -497,8 +497,10 @@ def _scan_layers(cfg: TransformerConfig, x: Array, positions: Array,
                     dataclasses.replace(lc, k=k, v=v, layer=index))
     return (h, out.k, out.v), None
 
+  # Every variable collection is stacked: params, and the LoRA adapters that
+  # `jaxreason.models.lora` passes as the 'lora' collection.
   scan = nn.scan(
-      body, variable_axes={'params': 0},
+      body, variable_axes={True: 0},
       split_rngs={'params': True, 'dropout': True},
       in_axes=(0, nn.broadcast, nn.broadcast), length=cfg.num_layers,
       metadata_params={nn.PARTITION_NAME: 'layers'})
