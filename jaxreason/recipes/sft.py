@@ -115,7 +115,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if config.get('init_checkpoint'):  # Start from pretrained HF weights.
       _, params = hf.load_checkpoint(config.init_checkpoint,
                                      dtype=model_cfg.dtype,
-                                     param_dtype=model_cfg.param_dtype)
+                                     param_dtype=model_cfg.param_dtype,
+                                     scan_layers=model_cfg.scan_layers)
       state = with_base(state, params)
     if config.get('init_workdir'):  # Start from a jaxreason run's params.
       params = params_from_workdir(config.init_workdir, model_cfg)
