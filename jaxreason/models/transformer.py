@@ -371,12 +371,15 @@ class Transformer(nn.Module):
                return_hidden: bool = False, cache: Any = None,
                num_new: Array | None = None,
                attention_fn: Callable[..., Array] | None = None,
-               last_only: bool = False) -> Any:
+               last_only: bool = False, hidden_only: bool = False) -> Any:
     """tokens, positions, segment_ids: int32 [B, T].
 
     positions default to 0..T-1 and segment_ids to one segment (a plain causal
     sequence). With `return_hidden=True` returns (logits, final hidden states
-    [B, T, D] after the last norm), for value / reward heads.
+    [B, T, D] after the last norm), for value / reward heads. With
+    `hidden_only=True` (apply only, not init) returns just those hidden states:
+    the unembedding is left to `Unembed` (e.g. applied chunk by chunk in a
+    chunked cross-entropy, `jaxreason.losses.sft.chunked_sft_loss`).
 
     Cache mode, `cache` given (a `jaxreason.sampling.KVCache`: k, v
     [L, B, S, K, D] and lengths [B], prompts left-aligned): tokens [B, T] is a
@@ -421,10 +424,7 @@ class Transformer(nn.Module):
         segment_ids = jnp.ones((b, t), jnp.int32)
       mask = attention_mask(segment_ids)
 
-    embed = nn.Embed(
-        cfg.vocab_size, cfg.embed_dim, dtype=cfg.jnp_dtype,
-        param_dtype=cfg.jnp_param_dtype,
-        embedding_init=_init(cfg, ('vocab', 'embed')), name='embed_tokens')
+    embed = _embed_tokens(cfg)
     x = embed(tokens)
     if cfg.scan_layers:
       x, layer_cache = _scan_layers(cfg, x, positions, mask, layer_cache)
@@ -442,13 +442,13 @@ class Transformer(nn.Module):
         raise ValueError('last_only needs cache mode')
       last = jnp.maximum(num_new - 1, 0)
       hidden = hidden[jnp.arange(b), last][:, None]  # [B, 1, D]
-    if cfg.tie_embeddings:
-      logits = embed.attend(hidden)
-    else:
-      logits = nn.Dense(
-          cfg.vocab_size, use_bias=False, dtype=cfg.jnp_dtype,
-          param_dtype=cfg.jnp_param_dtype,
-          kernel_init=_init(cfg, ('embed', 'vocab')), name='lm_head')(hidden)
+    if hidden_only:
+      if cache is not None or return_hidden:
+        raise ValueError('hidden_only is for training mode (no cache) and '
+                         'returns the hidden states only')
+      return hidden
+    logits = (embed.attend(hidden) if cfg.tie_embeddings
+              else _lm_head(cfg)(hidden))
     logits = constrain(logits.astype(jnp.float32),
                        ('act_batch', 'act_length', 'act_vocab'))
     if cache is None:
@@ -458,6 +458,40 @@ class Transformer(nn.Module):
     cache = cache.replace(k=layer_cache.k, v=layer_cache.v,
                           lengths=layer_cache.kv_lengths)
     return (logits, hidden, cache) if return_hidden else (logits, cache)
+
+
+def _embed_tokens(cfg: TransformerConfig) -> nn.Embed:
+  return nn.Embed(
+      cfg.vocab_size, cfg.embed_dim, dtype=cfg.jnp_dtype,
+      param_dtype=cfg.jnp_param_dtype,
+      embedding_init=_init(cfg, ('vocab', 'embed')), name='embed_tokens')
+
+
+def _lm_head(cfg: TransformerConfig) -> nn.Dense:
+  return nn.Dense(
+      cfg.vocab_size, use_bias=False, dtype=cfg.jnp_dtype,
+      param_dtype=cfg.jnp_param_dtype,
+      kernel_init=_init(cfg, ('embed', 'vocab')), name='lm_head')
+
+
+class Unembed(nn.Module):
+  """hidden [..., D] -> float32 logits [..., V]: the Transformer's last step.
+
+  Applied with the Transformer's own params (the same module paths,
+  'embed_tokens' if tied, else 'lm_head'; other entries are ignored):
+
+    hidden = model.apply({'params': p}, tokens, hidden_only=True)  # [B, T, D]
+    logits = Unembed(cfg).apply({'params': p}, hidden[:, :128])  # [B, 128, V]
+  """
+
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, hidden: Array) -> Array:
+    cfg = self.config
+    if cfg.tie_embeddings:
+      return _embed_tokens(cfg).attend(hidden).astype(jnp.float32)
+    return _lm_head(cfg)(hidden).astype(jnp.float32)
 
 
 def _remat_layer(cfg: TransformerConfig, prevent_cse: bool) -> type:
