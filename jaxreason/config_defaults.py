@@ -60,6 +60,9 @@ def sft_training(c: ml_collections.ConfigDict, total_steps: int = 800) -> None:
   c.log_every = 50
   c.eval_max_new_tokens = 80
   c.init_checkpoint = ''  # A Hugging Face folder to start from.
+  # chunk_size > 0: cross-entropy from the hidden states, chunk_size positions
+  # at a time (float32 [B, T, vocab] logits never exist at once); 0: plain.
+  c.loss = dict(chunk_size=0)
 
 
 def sft_debug(c: ml_collections.ConfigDict) -> None:

@@ -3,6 +3,7 @@
   config, params = load_checkpoint('/ckpt/Qwen2.5-0.5B')   # numpy, float32
   logits = Transformer(config).apply({'params': params}, tokens)
   save_checkpoint('/out/step_1000', config, params, dtype='bfloat16')
+  config, params = load_checkpoint(path, scan_layers=True)  # stacked layers
 
 Reads config.json in both the transformers-4 layout (`rope_theta`,
 `rope_scaling`) and the transformers-5 layout (`rope_parameters`) and writes
@@ -10,7 +11,9 @@ both, so either version loads what is saved here. Tensors are read with
 `safetensors.safe_open(framework='numpy')`, which represents BF16 with
 ml_dtypes (safetensors >= 0.6); torch is not needed. The HF linear weights
 are [out, in]; our kernels are [in..., out...], so a kernel is the transposed
-weight reshaped (see `_spec`).
+weight reshaped (see `_spec`). A `scan_layers` model's stacked params
+(`layers/...` with a leading [L] axis) are converted per layer with
+`jaxreason.models.layout` on the way in and out; the files are the same.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from jaxreason.models import layout
 from jaxreason.models.transformer import RopeScaling, TransformerConfig
 
 Params = dict[str, Any]
@@ -229,12 +233,14 @@ def _weight_files(path: str) -> tuple[list[str], dict[str, str]]:
 
 
 def load_checkpoint(path: str, *, dtype: str = 'float32',
-                    param_dtype: str | None = None
+                    param_dtype: str | None = None, scan_layers: bool = False
                     ) -> tuple[TransformerConfig, Params]:
   """Reads an HF Qwen2/Llama checkpoint directory into numpy params.
 
-  Tensors (F32, F16, BF16) are cast to param_dtype (default float32). Raises
-  FileNotFoundError / ValueError naming the file and tensor at fault.
+  Tensors (F32, F16, BF16) are cast to param_dtype (default float32). With
+  `scan_layers` the config has scan_layers=True and the layers' params are
+  stacked (`layout.stack_layers`). Raises FileNotFoundError / ValueError
+  naming the file and tensor at fault.
   """
   path = os.fspath(path)
   if not os.path.isdir(path):
@@ -290,6 +296,8 @@ def load_checkpoint(path: str, *, dtype: str = 'float32',
   if extra:
     logging.warning('%s: ignoring %d unexpected tensors: %s', path, len(extra),
                     extra)
+  if scan_layers:
+    return config.replace(scan_layers=True), layout.stack_layers(params)
   return config, params
 
 
@@ -300,6 +308,8 @@ def _hf_tensors(config: TransformerConfig, params: Params,
                 dtype: str | None) -> dict[str, np.ndarray]:
   """HF name -> contiguous numpy tensor, cast to dtype if given."""
   params = nn.unbox(params)
+  if layout.is_stacked(params):  # scan_layers: HF files are per layer.
+    params = layout.unstack_layers(jax.device_get(params))
   flat = {tuple(getattr(k, 'key', k) for k in kp): v
           for kp, v in jax.tree_util.tree_flatten_with_path(params)[0]}
   spec = _spec(config)
@@ -364,7 +374,7 @@ def save_checkpoint(path: str, config: TransformerConfig, params: Params, *,
   """Writes an HF checkpoint directory that transformers loads.
 
   Params may be (sharded, fully addressable) jax arrays or numpy, boxed or
-  not. dtype ('float32' | 'bfloat16' | 'float16') casts the tensors; None
+  not, per layer or stacked (`scan_layers`). dtype ('float32' | 'bfloat16' | 'float16') casts the tensors; None
   keeps theirs. With max_shard_bytes the tensors are split into
   model-0000i-of-0000N.safetensors plus an index. The directory is built
   beside `path` and renamed into place, so `path` is either the old or the

@@ -37,6 +37,16 @@ Targets are regular expressions, `re.search`ed in the '/'-joined kernel path
 layers that contract their input's trailing axes can be adapted (all of the
 Transformer's, lm_head included; embeddings cannot). A pattern matching
 nothing is an error (a typo would otherwise train nothing).
+
+scan_layers. With `TransformerConfig(scan_layers=True)` a layer kernel is
+stacked, `layers/mlp/up_proj/kernel` [L, in..., out...], and so are its
+adapters: A [L, in..., r], B [L, r, out...] (logical names 'layers' first),
+i.e. `layout.stack_layers` of the unrolled model's adapters. Patterns are
+still matched against the per-layer paths 'layers_{i}/...', so configs work
+for both layouts; a pattern that picks some layers but not all cannot be
+applied to stacked kernels and is an error. The adapters reach the model as
+the 'lora' variable collection, which the model's `nn.scan` slices per layer
+like the params; dropout keys are folded with the layer index.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxreason.models import hf
+from jaxreason.models import layout
 from jaxreason.models.transformer import Transformer, TransformerConfig
 
 Array = jax.Array
@@ -137,14 +148,35 @@ def dense_layers(model_cfg: TransformerConfig) -> dict[Path, int | None]:
   return found
 
 
+def _stacked(model_cfg: TransformerConfig, path: Path) -> bool:
+  """Whether the layer at `path` has stacked params ([L, ...], scan_layers)."""
+  return model_cfg.scan_layers and path[:1] == (layout.LAYERS,)
+
+
 def targeted_layers(model_cfg: TransformerConfig,
                     lora_cfg: LoraConfig) -> dict[Path, int]:
-  """Module path -> number of input axes, for the layers the targets match."""
+  """Module path -> number of input axes, for the layers the targets match.
+
+  A stacked layer (scan_layers) is matched through its per-layer paths
+  'layers_{i}/...': all of them or none.
+  """
   layers = dense_layers(model_cfg)
   kernel = lambda p: '/'.join(p + ('kernel',))
+
+  def matches(pattern, p):
+    if not _stacked(model_cfg, p):
+      return bool(re.search(pattern, kernel(p)))
+    hits = [bool(re.search(pattern, kernel((f'layers_{i}',) + p[1:])))
+            for i in range(model_cfg.num_layers)]
+    if any(hits) and not all(hits):
+      raise ValueError(
+          f'LoRA target {pattern!r} matches {kernel(p)} in some layers only; '
+          'with scan_layers the layers are stacked: adapt all or none')
+    return all(hits)
+
   out = {}
   for pattern in lora_cfg.targets:
-    hits = [p for p in layers if re.search(pattern, kernel(p))]
+    hits = [p for p in layers if matches(pattern, p)]
     if not hits:
       raise ValueError(
           f'LoRA target {pattern!r} matches no dense kernel; kernels: '
@@ -206,15 +238,17 @@ def init_adapters(model_cfg: TransformerConfig, lora_cfg: LoraConfig,
     boxed = isinstance(kernel, nn.Partitioned)
     value = kernel.value if boxed else kernel
     shape, dtype = tuple(value.shape), value.dtype
-    in_shape, out_shape = shape[:n_in], shape[n_in:]
+    lead = 1 if _stacked(model_cfg, path) else 0  # The [L] axis, if stacked.
+    in_shape, out_shape = shape[lead:lead + n_in], shape[lead + n_in:]
     bound = 1.0 / math.sqrt(math.prod(in_shape))
-    a = jax.random.uniform(jax.random.fold_in(rng, i), in_shape + (r,),
-                           jnp.float32, -bound, bound).astype(dtype)
-    b = jnp.zeros((r,) + out_shape, dtype)
+    a = jax.random.uniform(jax.random.fold_in(rng, i),
+                           shape[:lead] + in_shape + (r,), jnp.float32,
+                           -bound, bound).astype(dtype)
+    b = jnp.zeros(shape[:lead] + (r,) + out_shape, dtype)
     if boxed:
       names = tuple(kernel.names)
-      a = nn.Partitioned(a, names[:n_in] + (None,))
-      b = nn.Partitioned(b, (None,) + names[n_in:])
+      a = nn.Partitioned(a, names[:lead + n_in] + (None,))
+      b = nn.Partitioned(b, names[:lead] + (None,) + names[lead + n_in:])
     _set(out, path, {'a': a, 'b': b})
   return out
 
@@ -256,7 +290,10 @@ def merge(params: Params, lora_cfg: LoraConfig) -> Params:
   merged = flax.core.unfreeze(base)  # New dicts, the same leaves.
   for path, (a, b) in flat_adapters(params['lora']).items():
     kernel = _get(base, path + ('kernel',))
-    delta = jnp.tensordot(a.astype(jnp.float32), b.astype(jnp.float32), 1)
+    product = lambda a, b: jnp.tensordot(a, b, 1)
+    if kernel.ndim == a.ndim + b.ndim - 3:  # Stacked: [L, ...] each.
+      product = jax.vmap(product)
+    delta = product(a.astype(jnp.float32), b.astype(jnp.float32))
     if delta.shape != kernel.shape:
       raise ValueError(f'LoRA {"/".join(path)}: A {a.shape} @ B {b.shape} '
                        f'does not match the kernel {kernel.shape}')
@@ -284,37 +321,51 @@ def apply_fn(model_cfg: TransformerConfig, lora_cfg: LoraConfig
 
   def apply(params, tokens, positions=None, segment_ids=None, *, rng=None,
             deterministic=True, adapters=True, **kw):
-    variables = {'params': params['base']}
     if not adapters:
-      return model.apply(variables, tokens, positions, segment_ids, **kw)
+      return model.apply({'params': params['base']}, tokens, positions,
+                         segment_ids, **kw)
     flat = flat_adapters(params['lora'])
     index = {p: i for i, p in enumerate(sorted(flat))}
     use_dropout = rate > 0 and not deterministic
     if use_dropout and rng is None:
       raise ValueError('LoRA dropout with deterministic=False needs rng')
+    # The adapters go in as the 'lora' collection (mirroring the module
+    # tree), so lifted transforms (remat, the scan over stacked layers) hand
+    # each layer its own (A, B). Stacked entries also get their layer index.
+    collection: dict = {}
+    for path, (a, b) in flat.items():
+      entry = {'a': a, 'b': b}
+      if use_dropout and _stacked(model_cfg, path):
+        entry['layer'] = jnp.arange(a.shape[0], dtype=jnp.uint32)
+      _set(collection, path, entry)
     used = set()
 
     def interceptor(next_fun, args, kwargs, context):
-      path = context.module.path if _dense_call(context) else None
-      if path not in flat:
+      module = context.module
+      if not (_dense_call(context) and module.has_variable('lora', 'a')):
         return next_fun(*args, **kwargs)
+      path = module.path
       used.add(path)
-      x, (a, b) = args[0], flat[path]
+      x = args[0]
+      a, b = module.get_variable('lora', 'a'), module.get_variable('lora', 'b')
       n_in = a.ndim - 1
       if x.shape[x.ndim - n_in:] != a.shape[:-1]:
         raise ValueError(f'LoRA {"/".join(path)}: input {x.shape} does not '
                          f'end in A\'s input dims {a.shape[:-1]}')
       y = next_fun(*args, **kwargs)  # x @ W (+ bias), [..., out...]
       if use_dropout:
-        keep = jax.random.bernoulli(jax.random.fold_in(rng, index[path]),
-                                    1.0 - rate, x.shape)
+        key = jax.random.fold_in(rng, index[path])
+        if module.has_variable('lora', 'layer'):  # One layer of a stack.
+          key = jax.random.fold_in(key, module.get_variable('lora', 'layer'))
+        keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
         x = jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
       h = jnp.tensordot(x.astype(y.dtype), a.astype(y.dtype), n_in)  # [..., r]
       delta = jnp.tensordot(h, b.astype(y.dtype), 1)  # [..., out...]
       return y + jnp.asarray(scale, y.dtype) * delta
 
     with nn.intercept_methods(interceptor):
-      out = model.apply(variables, tokens, positions, segment_ids, **kw)
+      out = model.apply({'params': params['base'], 'lora': collection},
+                        tokens, positions, segment_ids, **kw)
     if set(flat) - used:
       raise ValueError('LoRA adapters for layers the model does not call: '
                        f'{sorted("/".join(p) for p in set(flat) - used)}')

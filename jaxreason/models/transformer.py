@@ -16,7 +16,10 @@ chunk of new tokens per row, appended at each row's length:
                               num_new=num_new)           # [B, T, V], cache
 
 Parameter names follow the Hugging Face modules (`layers_3/self_attn/q_proj`)
-so that `hf.py` is a plain renaming plus transposes.
+so that `hf.py` is a plain renaming plus transposes. With
+`TransformerConfig(scan_layers=True)` the layers are one `nn.scan`: each
+parameter of `layers/self_attn/q_proj` etc. has a leading [L] axis (logical
+name 'layers'); `jaxreason.models.layout` converts between the two layouts.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class TransformerConfig:
   dtype: str = 'float32'  # Computation dtype.
   param_dtype: str = 'float32'
   remat: str = 'none'  # 'none' | 'full' | 'dots' (save matmul outputs).
+  # Stack the layers' parameters over a leading 'layers' axis and run them
+  # with one `nn.scan` (compile time independent of depth). Params then live
+  # under 'layers' instead of 'layers_0'...; see `jaxreason.models.layout`.
+  scan_layers: bool = False
   init_std: float = 0.02
   model_type: str = 'qwen2'  # 'qwen2' | 'llama': the HF architecture on export.
   bos_token_id: int | None = None
@@ -238,11 +245,16 @@ def dot_product_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
   b, t, h, d = q.shape
   kv = k.shape[2]
   q = q.reshape(b, t, kv, h // kv, d)
-  scores = jnp.einsum('btkgd,bskd->bkgts', q, k,
+  # Scores as [B, K, T, G, S]: dot_general's own output order (batch dims,
+  # then q's free dims in q's order, then k's), so XLA inserts no transpose
+  # after the dot. 'bkgts' cost one per dot with G > 1 (GQA): XLA:CPU HLO of
+  # this function fwd+bwd 11 -> 8 transposes; tiny model grad 70 -> 64. With
+  # G = 1 (bench-40m) both orders are the same layout.
+  scores = jnp.einsum('btkgd,bskd->bktgs', q, k,
                       preferred_element_type=jnp.float32) / math.sqrt(d)
-  scores = jnp.where(mask[:, :, None], scores, jnp.finfo(jnp.float32).min)
+  scores = jnp.where(mask[:, :, :, None], scores, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum('bkgts,bskd->btkgd', probs, v)
+  out = jnp.einsum('bktgs,bskd->btkgd', probs, v)
   return out.reshape(b, t, h, d)
 
 
@@ -257,7 +269,7 @@ class LayerCache:
 
   k: Array  # [L, B, S, K, D]
   v: Array  # [L, B, S, K, D]
-  layer: int
+  layer: int | Array  # A Python int; an int32 scalar under `scan_layers`.
   write_index: Array  # [B, T] cache index of each new token; S for padding.
   kv_lengths: Array  # [B] valid cache entries once the new tokens are in.
   attention_fn: Callable[..., Array]
@@ -364,12 +376,15 @@ class Transformer(nn.Module):
                return_hidden: bool = False, cache: Any = None,
                num_new: Array | None = None,
                attention_fn: Callable[..., Array] | None = None,
-               last_only: bool = False) -> Any:
+               last_only: bool = False, hidden_only: bool = False) -> Any:
     """tokens, positions, segment_ids: int32 [B, T].
 
     positions default to 0..T-1 and segment_ids to one segment (a plain causal
     sequence). With `return_hidden=True` returns (logits, final hidden states
-    [B, T, D] after the last norm), for value / reward heads.
+    [B, T, D] after the last norm), for value / reward heads. With
+    `hidden_only=True` (apply only, not init) returns just those hidden states:
+    the unembedding is left to `Unembed` (e.g. applied chunk by chunk in a
+    chunked cross-entropy, `jaxreason.losses.sft.chunked_sft_loss`).
 
     Cache mode, `cache` given (a `jaxreason.sampling.KVCache`: k, v
     [L, B, S, K, D] and lengths [B], prompts left-aligned): tokens [B, T] is a
@@ -414,35 +429,31 @@ class Transformer(nn.Module):
         segment_ids = jnp.ones((b, t), jnp.int32)
       mask = attention_mask(segment_ids)
 
-    embed = nn.Embed(
-        cfg.vocab_size, cfg.embed_dim, dtype=cfg.jnp_dtype,
-        param_dtype=cfg.jnp_param_dtype,
-        embedding_init=_init(cfg, ('vocab', 'embed')), name='embed_tokens')
+    embed = _embed_tokens(cfg)
     x = embed(tokens)
-    layer_cls = DecoderLayer
-    if cfg.remat != 'none':
-      policy = (jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-                if cfg.remat == 'dots' else None)
-      layer_cls = nn.remat(DecoderLayer, policy=policy)
-    for i in range(cfg.num_layers):
-      if layer_cache is None:
-        x = layer_cls(cfg, name=f'layers_{i}')(x, positions, mask)
-      else:  # No remat when decoding; the parameters are the same.
-        x, layer_cache = DecoderLayer(cfg, name=f'layers_{i}')(
-            x, positions, mask, dataclasses.replace(layer_cache, layer=i))
+    if cfg.scan_layers:
+      x, layer_cache = _scan_layers(cfg, x, positions, mask, layer_cache)
+    else:
+      layer_cls = _remat_layer(cfg, prevent_cse=True)
+      for i in range(cfg.num_layers):
+        if layer_cache is None:
+          x = layer_cls(cfg, name=f'layers_{i}')(x, positions, mask)
+        else:  # No remat when decoding; the parameters are the same.
+          x, layer_cache = DecoderLayer(cfg, name=f'layers_{i}')(
+              x, positions, mask, dataclasses.replace(layer_cache, layer=i))
     hidden = RMSNorm(cfg, name='norm')(x)
     if last_only:
       if cache is None:
         raise ValueError('last_only needs cache mode')
       last = jnp.maximum(num_new - 1, 0)
       hidden = hidden[jnp.arange(b), last][:, None]  # [B, 1, D]
-    if cfg.tie_embeddings:
-      logits = embed.attend(hidden)
-    else:
-      logits = nn.Dense(
-          cfg.vocab_size, use_bias=False, dtype=cfg.jnp_dtype,
-          param_dtype=cfg.jnp_param_dtype,
-          kernel_init=_init(cfg, ('embed', 'vocab')), name='lm_head')(hidden)
+    if hidden_only:
+      if cache is not None or return_hidden:
+        raise ValueError('hidden_only is for training mode (no cache) and '
+                         'returns the hidden states only')
+      return hidden
+    logits = (embed.attend(hidden) if cfg.tie_embeddings
+              else _lm_head(cfg)(hidden))
     logits = constrain(logits.astype(jnp.float32),
                        ('act_batch', 'act_length', 'act_vocab'))
     if cache is None:
@@ -452,6 +463,92 @@ class Transformer(nn.Module):
     cache = cache.replace(k=layer_cache.k, v=layer_cache.v,
                           lengths=layer_cache.kv_lengths)
     return (logits, hidden, cache) if return_hidden else (logits, cache)
+
+
+def _embed_tokens(cfg: TransformerConfig) -> nn.Embed:
+  return nn.Embed(
+      cfg.vocab_size, cfg.embed_dim, dtype=cfg.jnp_dtype,
+      param_dtype=cfg.jnp_param_dtype,
+      embedding_init=_init(cfg, ('vocab', 'embed')), name='embed_tokens')
+
+
+def _lm_head(cfg: TransformerConfig) -> nn.Dense:
+  return nn.Dense(
+      cfg.vocab_size, use_bias=False, dtype=cfg.jnp_dtype,
+      param_dtype=cfg.jnp_param_dtype,
+      kernel_init=_init(cfg, ('embed', 'vocab')), name='lm_head')
+
+
+class Unembed(nn.Module):
+  """hidden [..., D] -> float32 logits [..., V]: the Transformer's last step.
+
+  Applied with the Transformer's own params (the same module paths,
+  'embed_tokens' if tied, else 'lm_head'; other entries are ignored):
+
+    hidden = model.apply({'params': p}, tokens, hidden_only=True)  # [B, T, D]
+    logits = Unembed(cfg).apply({'params': p}, hidden[:, :128])  # [B, 128, V]
+  """
+
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, hidden: Array) -> Array:
+    cfg = self.config
+    if cfg.tie_embeddings:
+      return _embed_tokens(cfg).attend(hidden).astype(jnp.float32)
+    return _lm_head(cfg)(hidden).astype(jnp.float32)
+
+
+def _remat_layer(cfg: TransformerConfig, prevent_cse: bool) -> type:
+  """DecoderLayer, rematerialized per layer as `cfg.remat` says."""
+  if cfg.remat == 'none':
+    return DecoderLayer
+  policy = (jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+            if cfg.remat == 'dots' else None)
+  return nn.remat(DecoderLayer, policy=policy, prevent_cse=prevent_cse)
+
+
+def _scan_layers(cfg: TransformerConfig, x: Array, positions: Array,
+                 mask: Array | None, layer_cache: LayerCache | None
+                 ) -> tuple[Array, LayerCache | None]:
+  """The layers as one `nn.scan` over stacked params (`scan_layers=True`).
+
+  Called inside `Transformer.__call__` (a compact method), so the scanned
+  module is its child 'layers'. Training: the carry is x [B, T, D] and remat
+  applies per layer inside the loop body. Cache mode: the carry also holds the
+  whole stacked cache k, v [L, B, S, K, D], and the scanned-over input is the
+  layer index (traced), so each layer writes and reads its slice of the
+  stacked arrays in place (dynamic_update_slice / dynamic_slice), exactly as
+  the unrolled model does with a static index: no per-layer copy of the cache.
+  """
+  if layer_cache is None:
+    # prevent_cse is not needed inside a scan (and blocks optimizations).
+    layer = _remat_layer(cfg, prevent_cse=False)(cfg, name='layers')
+  else:
+    layer = DecoderLayer(cfg, name='layers')  # No remat when decoding.
+  lc = layer_cache
+
+  def body(module, carry, index, positions, mask):
+    if lc is None:
+      return module(carry, positions, mask), None
+    h, k, v = carry
+    h, out = module(h, positions, mask,
+                    dataclasses.replace(lc, k=k, v=v, layer=index))
+    return (h, out.k, out.v), None
+
+  # Every variable collection is stacked: params, and the LoRA adapters that
+  # `jaxreason.models.lora` passes as the 'lora' collection.
+  scan = nn.scan(
+      body, variable_axes={True: 0},
+      split_rngs={'params': True, 'dropout': True},
+      in_axes=(0, nn.broadcast, nn.broadcast), length=cfg.num_layers,
+      metadata_params={nn.PARTITION_NAME: 'layers'})
+  index = jnp.arange(cfg.num_layers, dtype=jnp.int32)  # [L]
+  if lc is None:
+    x, _ = scan(layer, x, index, positions, mask)
+    return x, None
+  (x, k, v), _ = scan(layer, (x, lc.k, lc.v), index, positions, mask)
+  return x, dataclasses.replace(lc, k=k, v=v)
 
 
 def init_params(config: TransformerConfig, rng: Array) -> Any:

@@ -27,10 +27,10 @@ import ml_collections
 
 from jaxreason.data import pipeline, sources, synthetic
 from jaxreason.evals import pass_at_k
-from jaxreason.losses.sft import sft_loss
+from jaxreason.losses.sft import chunked_sft_loss, sft_loss
 from jaxreason.models import hf
 from jaxreason.models import lora
-from jaxreason.models.transformer import Transformer
+from jaxreason.models.transformer import Transformer, Unembed
 from jaxreason.models.transformer import init_params as random_params
 from jaxreason.rewards import task_rewards
 from jaxreason.rl import selection
@@ -43,24 +43,42 @@ from jaxreason.train.step import LossFn, batch_sharding, make_train_step
 
 
 def make_loss_fn(model: Transformer,
-                 lora_cfg: lora.LoraConfig | None = None) -> LossFn:
+                 lora_cfg: lora.LoraConfig | None = None, *,
+                 chunk_size: int = 0) -> LossFn:
   """`loss_fn(params, batch, rng, frozen)`: masked next-token loss.
 
   `batch` holds int32 [B, T] 'tokens', 'positions', 'segment_ids' and
   'loss_mask' (see data/pipeline.py); frozen is unused, rng drives LoRA
-  dropout. With `lora_cfg`, params are {'base', 'lora'}.
+  dropout. With `lora_cfg`, params are {'base', 'lora'}. With chunk_size > 0
+  (`config.loss.chunk_size`) the loss runs the model to its final hidden
+  states and `chunked_sft_loss` unembeds chunk_size positions at a time: the
+  same loss and gradients without [B, T, V] float32 logits at once (LoRA on
+  lm_head is not supported there: the unembedding uses the base weights).
   """
   adapted = lora_cfg and lora.apply_fn(model.config, lora_cfg)
+  if chunk_size and lora_cfg and any(
+      p[0] == 'lm_head' for p in lora.targeted_layers(model.config,
+                                                      lora_cfg)):
+    raise ValueError('loss.chunk_size > 0 does not support LoRA on lm_head; '
+                     'drop lm_head from lora.targets or set chunk_size=0')
+  unembed = Unembed(model.config)
 
   def loss_fn(params, batch, rng, frozen):
     del frozen
     args = (batch['tokens'], batch['positions'], batch['segment_ids'])
+    kw = dict(hidden_only=True) if chunk_size else {}
     if adapted:
-      logits = adapted(params, *args, rng=rng, deterministic=False)
+      out = adapted(params, *args, rng=rng, deterministic=False, **kw)
     else:
-      logits = model.apply({'params': params}, *args)
-    return sft_loss(logits, batch['tokens'], batch['segment_ids'],
-                    batch['loss_mask'])
+      out = model.apply({'params': params}, *args, **kw)
+    if not chunk_size:
+      return sft_loss(out, batch['tokens'], batch['segment_ids'],
+                      batch['loss_mask'])
+    base = params['base'] if adapted else params
+    logits_fn = lambda h: unembed.apply({'params': base}, h)
+    return chunked_sft_loss(out, logits_fn, batch['tokens'],
+                            batch['segment_ids'], batch['loss_mask'],
+                            chunk_size)
 
   return loss_fn
 
@@ -115,7 +133,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if config.get('init_checkpoint'):  # Start from pretrained HF weights.
       _, params = hf.load_checkpoint(config.init_checkpoint,
                                      dtype=model_cfg.dtype,
-                                     param_dtype=model_cfg.param_dtype)
+                                     param_dtype=model_cfg.param_dtype,
+                                     scan_layers=model_cfg.scan_layers)
       state = with_base(state, params)
     if config.get('init_workdir'):  # Start from a jaxreason run's params.
       params = params_from_workdir(config.init_workdir, model_cfg)
@@ -128,7 +147,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   state, start = run.restore_or_init(abstract, fresh_state, data_iter)
 
   # Step.
-  train_step = make_train_step(make_loss_fn(model, lora_cfg), shardings,
+  loss_fn = make_loss_fn(model, lora_cfg,
+                         chunk_size=config.get('loss', {}).get('chunk_size', 0))
+  train_step = make_train_step(loss_fn, shardings,
                                mesh,
                                schedule=schedule,
                                rules=rules,

@@ -36,6 +36,9 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ('kv_heads', 'tensor'),
     ('head_dim', None),
     ('norm', None),
+    # The stacked-layers axis of `scan_layers` params: not sharded (every
+    # device holds its shard of every layer; the scan slices one per step).
+    ('layers', None),
     # Activations.
     ('act_batch', ('data', 'fsdp')),
     ('act_length', None),

@@ -4,7 +4,8 @@
                total_steps=10_000, end_lr_ratio=0.1, b1=0.9, b2=0.95, eps=1e-8,
                weight_decay=0.1, clip_norm=1.0)
 
-Weight decay skips vectors (norm scales, biases). A trainable mask (for LoRA
+Weight decay skips vectors (norm scales, biases), also when stacked over
+layers ([L, D] under a `scan_layers` model's 'layers' subtree). A trainable mask (for LoRA
 and frozen towers) turns the update of frozen leaves into zeros and keeps no
 optimizer state for them; XLA then also drops their gradient computation.
 """
@@ -15,6 +16,8 @@ from typing import Any, Callable, Mapping
 
 import jax
 import optax
+
+from jaxreason.models import layout
 
 Schedule = Callable[[Any], Any]
 
@@ -45,7 +48,13 @@ def make_schedule(cfg: Mapping[str, Any]) -> Schedule:
 
 
 def _decay_mask(params: Any) -> Any:
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
+  """True for matrices; a leaf under a 'layers' key has one more (stacked) axis."""
+
+  def decays(path, p):
+    stacked = any(getattr(k, 'key', None) == layout.LAYERS for k in path)
+    return p.ndim - stacked >= 2
+
+  return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def make_optimizer(cfg: Mapping[str, Any],

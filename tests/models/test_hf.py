@@ -110,6 +110,12 @@ def test_load_matches_hf_logits(hf_case):
   print(f'{name}: max |logit diff| = {diff:.2e} (max |logit| '
         f'{np.abs(ref).max():.2f})')
   assert diff <= TOL
+  # The scanned model (stacked layers) loads the same function.
+  scan_config, scan_params = hf.load_checkpoint(path, scan_layers=True)
+  assert scan_config == config.replace(scan_layers=True)
+  assert scan_params['layers']['mlp']['up_proj']['kernel'].shape[0] == 2
+  scan_diff = np.abs(_our_logits(scan_config, scan_params, tokens) - ref).max()
+  assert scan_diff <= TOL, scan_diff
   if name == 'llama3_rope':  # The scaling must matter at these positions.
     assert config.rope_scaling == RopeScaling(8.0, 1.0, 4.0, 16)
     plain = _our_logits(config.replace(rope_scaling=None), params, tokens)
@@ -142,6 +148,7 @@ ROUND_TRIP = {
                                                                  16),
         max_position_embeddings=64, bos_token_id=1, eos_token_id=2),
     'llama_bias': TransformerConfig.from_preset('tiny', model_type='llama'),
+    'tiny_scan': TransformerConfig.from_preset('tiny', scan_layers=True),
 }
 
 
@@ -166,7 +173,7 @@ def test_save_loads_in_hf(tmp_path, name, shard_bytes):
   print(f'round trip {name} shard={shard_bytes}: max |logit diff| = '
         f'{diff:.2e} (max |logit| {np.abs(ref).max():.2f})')
   assert diff <= TOL
-  config2, params2 = hf.load_checkpoint(path)
+  config2, params2 = hf.load_checkpoint(path, scan_layers=config.scan_layers)
   assert config2 == config.replace(init_std=config2.init_std)
   jax.tree.map(np.testing.assert_array_equal, params2,
                jax.tree.map(np.asarray, params))

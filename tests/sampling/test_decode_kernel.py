@@ -171,6 +171,39 @@ def test_stacked_cache_layer(backend):
                      backend=backend)
 
 
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_traced_layer_inside_scan(backend):
+  """A traced layer index (a scan_layers model's loop) reads that layer."""
+  cfg = CONFIGS['clamped_tail']
+  q, k, v, lengths = _inputs(cfg, seed=8)
+  k_all = jnp.stack([k * 3.0, k, jnp.full_like(k, jnp.nan)])
+  v_all = jnp.stack([-v, v, jnp.full_like(v, jnp.nan)])
+
+  def body(_, layer):
+    return None, decode_attention(q, k_all, v_all, lengths, layer=layer,
+                                  block_size=cfg[5], interpret=True,
+                                  backend=backend)
+
+  _, outs = jax.lax.scan(body, None, jnp.arange(2, dtype=jnp.int32))
+  np.testing.assert_allclose(outs[0], _numpy_attention(q, k * 3.0, -v,
+                                                       lengths),
+                             atol=1e-5, rtol=0)
+  np.testing.assert_allclose(outs[1], _numpy_attention(q, k, v, lengths),
+                             atol=1e-5, rtol=0)
+
+
+def test_traced_layer_lowers_to_triton():
+  """The traced-layer GPU kernel (layer as an operand) lowers for CUDA."""
+  b, s, kh, g, d, layers = 8, 1024, 2, 7, 64, 3
+  a = lambda *shape, t=jnp.bfloat16: jax.ShapeDtypeStruct(shape, t)
+  fn = jax.jit(lambda q, k, v, l, i: decode_attention(q, k, v, l, layer=i,
+                                                      backend='gpu'))
+  lowered = fn.trace(a(b, kh * g, d), a(layers, b, s, kh, d),
+                     a(layers, b, s, kh, d), a(b, t=jnp.int32),
+                     a(t=jnp.int32)).lower(lowering_platforms=('cuda',))
+  assert 'xla.gpu.triton' in lowered.as_text()
+
+
 @pytest.mark.parametrize('num_splits', [1, 3])
 def test_gpu_sequence_splits(num_splits):
   cfg = CONFIGS['clamped_tail']  # 4 blocks: 3 splits -> 2 of 2 blocks.

@@ -65,6 +65,18 @@ def test_preset_replaces_model():
   assert (config.seq_len, config.batch_size) == (64, 4)
 
 
+def test_scanned_layers_compile():
+  """--scan_layers: the same step with stacked params compiles for TPU."""
+  config = _config(scan_layers=True)
+  assert config.model['scan_layers'] is True
+  report = aot.compile_report(config, 'v5e:2x2')
+  unrolled = aot.compile_report(_config(), 'v5e:2x2')
+  assert report['scan_layers'] and not unrolled['scan_layers']
+  assert report['param_count'] == unrolled['param_count']
+  assert report['fits'] and report['compile_seconds'] > 0
+  assert 'scanned' in aot.format_report(report)
+
+
 def test_unknown_topology_names_it():
   with pytest.raises(ValueError, match='v9z:2x2') as e:
     aot.get_topology('v9z:2x2')

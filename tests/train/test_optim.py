@@ -1,6 +1,9 @@
-"""Learning-rate schedules (jaxreason.train.optim.make_schedule)."""
+"""Learning-rate schedules (jaxreason.train.optim.make_schedule); decay mask."""
 
 import math
+
+import jax.numpy as jnp
+import numpy as np
 
 import pytest
 
@@ -69,3 +72,19 @@ def test_warmup_linear(ratio):
 def test_unknown_schedule_raises():
   with pytest.raises(ValueError, match='warmup_cosine'):
     optim.make_schedule(dict(lr=LR, schedule='step'))
+
+
+def test_weight_decay_skips_vectors_also_when_stacked():
+  """Matrices decay, vectors do not, in both layouts (scan_layers: [L, ...])."""
+  params = {'layers_0': {'scale': jnp.ones(3), 'kernel': jnp.ones((3, 2))},
+            'layers': {'scale': jnp.ones((2, 3)),
+                       'kernel': jnp.ones((2, 3, 2))},
+            'lm_head': {'kernel': jnp.ones((3, 2))}}
+  tx, _ = optim.make_optimizer(dict(name='adamw', lr=0.1, weight_decay=0.5))
+  zeros = {k: {n: jnp.zeros_like(x) for n, x in v.items()}
+           for k, v in params.items()}
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  for layer in ('layers_0', 'layers'):
+    np.testing.assert_array_equal(updates[layer]['scale'], 0.0)
+    np.testing.assert_allclose(updates[layer]['kernel'], -0.05, rtol=1e-6)
+  np.testing.assert_allclose(updates['lm_head']['kernel'], -0.05, rtol=1e-6)

@@ -1,5 +1,7 @@
 """The sharded train step equals the single-device step; accumulation; masks."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import optax
 import pytest
 
 from jaxreason.losses.sft import sft_loss
+from jaxreason.models import layout
 from jaxreason.models.transformer import Transformer, TransformerConfig
 from jaxreason.sharding.mesh import make_mesh
 from jaxreason.train import optim
@@ -31,21 +34,25 @@ def _batch(seed=0, b=8, t=16):
           'segment_ids': seg, 'loss_mask': mask}
 
 
-def _loss_fn(params, batch, rng, frozen):
+def _loss_fn(params, batch, rng, frozen, cfg=CFG):
   del rng, frozen
-  logits = Transformer(CFG).apply({'params': params}, batch['tokens'],
+  logits = Transformer(cfg).apply({'params': params}, batch['tokens'],
                                   batch['positions'], batch['segment_ids'])
   return sft_loss(logits, batch['tokens'], batch['segment_ids'],
                   batch['loss_mask'])
 
 
-def _run(mesh, steps=2, accum=1, trainable=None):
+def _run(mesh, steps=2, accum=1, trainable=None, scan=False):
   tx_factory = lambda m: optim.make_optimizer(OPTIM, m)[0]
   init = lambda r: Transformer(CFG).init(r, jnp.zeros((1, 1), jnp.int32))[
       'params']
+  loss_fn = _loss_fn
+  if scan:  # The same initial values, stacked (boxes get the 'layers' name).
+    init = lambda r, f=init: layout.stack_layers(f(r))
+    loss_fn = functools.partial(_loss_fn, cfg=CFG.replace(scan_layers=True))
   state, sh = create_train_state(init, tx_factory, jax.random.PRNGKey(0),
                                  mesh, trainable=trainable)
-  step = make_train_step(_loss_fn, sh, mesh, grad_accum_steps=accum,
+  step = make_train_step(loss_fn, sh, mesh, grad_accum_steps=accum,
                          schedule=optim.make_schedule(OPTIM))
   losses = []
   for i in range(steps):
@@ -79,6 +86,22 @@ def test_mesh_matches_single_device(shape, single_device_run):
     assert q.sharding.spec[0] == 'fsdp'
   if shape[2] > 1:
     assert q.sharding.spec[1] == 'tensor'
+
+
+def test_scanned_layers_on_a_mesh_match_unrolled_single_device(
+    single_device_run):
+  """scan_layers on a 2x2x2 mesh = the unrolled model on one device."""
+  mesh = make_mesh([('data', 2), ('fsdp', 2), ('tensor', 2)])
+  state, losses, _ = _run(mesh, scan=True)
+  ref_state, ref_losses, _ = single_device_run
+  np.testing.assert_allclose(losses, ref_losses, atol=1e-5, rtol=0)
+  jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(
+          np.asarray(a), np.asarray(b), atol=1e-5, rtol=0),
+      layout.unstack_layers(state.params), ref_state.params)
+  q = state.params['layers']['self_attn']['q_proj']['kernel']  # [L, D, H, Dh]
+  assert q.shape[0] == CFG.num_layers
+  assert tuple(q.sharding.spec)[:3] == (None, 'fsdp', 'tensor')
 
 
 def test_metrics_are_flat_scalars(single_device_run):

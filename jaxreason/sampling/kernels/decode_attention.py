@@ -31,9 +31,11 @@ Two small kernels share the math (`_flash_step`):
   first clamped to S on both backends.
 
 The stacked cache. The sampler keeps all layers in one [L, B, S, K, D] array
-and passes it with a static `layer`. The GPU kernel reads that layer in place:
-its BlockSpec index map adds the layer offset, so no [B, S, K, D] slice (a copy
-of the layer's whole cache, every step) is made. The TPU kernel still takes
+and passes it with a static `layer` (or, for a `scan_layers` model, the loop's
+traced layer index). The GPU kernel reads that layer in place: its BlockSpec
+index map adds a static layer offset, and a traced layer is a [1] operand the
+kernel adds to its loads' offsets, so no [B, S, K, D] slice (a copy of the
+layer's whole cache, every step) is made. The TPU kernel still takes
 the slice: it views a layer as lane-dense [B, S, K*D], and on TPU merging
 (K, D) into one minor dim is in general a relayout (a copy) whether or not
 the layer is sliced first, since the (8, 128)-tiled layout of [..., K, D]
@@ -117,15 +119,24 @@ def _init_carry(rows: int, width: int):
           jnp.zeros((rows, width), _F32))
 
 
-def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref, *,
-                block_size, blocks_per_split, scale, precision):
+def _gpu_kernel(len_ref, *refs, block_size, blocks_per_split, scale,
+                precision, dynamic_layer):
   """Flash loop over one sequence split of one (row, KV head).
 
-  Refs: len [1], q [Gp, D], k / v [S, D] (strided views); outputs are this
-  split's float32 partials: acc [Gp, D] (unnormalized), m / l [Gp, 1].
+  Refs: len [1], (layer [1] if dynamic_layer), q [Gp, D], k / v [S, D]
+  (strided views; [L, S, D] with a dynamic layer, indexed by layer[0]);
+  outputs are this split's float32 partials: acc [Gp, D] (unnormalized),
+  m / l [Gp, 1].
   """
+  if dynamic_layer:
+    layer_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref = refs
+    layer = layer_ref[0]
+    load = lambda ref, blk: ref[layer, blk, :]
+  else:
+    q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref = refs
+    load = lambda ref, blk: ref[blk, :]
   length = len_ref[0]
-  seq_len = k_ref.shape[0]
+  seq_len = k_ref.shape[-2]
   first = pl.program_id(2) * blocks_per_split
   last = jnp.minimum(first + blocks_per_split, pl.cdiv(length, block_size))
   q = q_ref[...]
@@ -133,8 +144,8 @@ def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref, *,
   def body(i, carry):
     start, valid_row, valid_col = _block_masks(i, length, block_size, seq_len)
     blk = pl.ds(start, block_size)
-    return _flash_step(q, k_ref[blk, :], v_ref[blk, :], valid_row, valid_col,
-                       carry, scale=scale, precision=precision)
+    return _flash_step(q, load(k_ref, blk), load(v_ref, blk), valid_row,
+                       valid_col, carry, scale=scale, precision=precision)
 
   # Splits past the row's length run no iterations (m = -inf, l = 0).
   m_ref[...], l_ref[...], acc_ref[...] = lax.fori_loop(
@@ -142,7 +153,12 @@ def _gpu_kernel(len_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref, *,
 
 
 def _decode_gpu(q, k, v, lengths, layer, block_size, num_splits, interpret):
-  """k, v: the stacked [L, B, S, K, D] cache; `layer` is read in place."""
+  """k, v: the stacked [L, B, S, K, D] cache; `layer` is read in place.
+
+  `layer` is a Python int (in the BlockSpec index map) or a traced int32
+  scalar (`scan_layers`): then it is an operand, the K/V views keep the L
+  axis and the kernel offsets into it by the layer it reads.
+  """
   b, h, d = q.shape
   s, kh = k.shape[2], k.shape[3]
   g = h // kh
@@ -157,26 +173,38 @@ def _decode_gpu(q, k, v, lengths, layer, block_size, num_splits, interpret):
   qg = jnp.pad(q.astype(k.dtype).reshape(b, kh, g, d),
                ((0, 0), (0, 0), (0, gp - g), (0, 0)))
   q_spec = pl.BlockSpec((None, None, gp, d), lambda i, j, c: (i, j, 0, 0))
-  # A strided [S, D] view of (layer, row i, KV head j): no layer slice is
-  # materialized, the kernel addresses the stacked cache directly.
-  kv_spec = pl.BlockSpec((None, None, s, None, d),
-                         lambda i, j, c: (layer, i, 0, j, 0))
+  dynamic_layer = not isinstance(layer, int)
+  len_spec = pl.BlockSpec((1,), lambda i, j, c: (i,))
+  if dynamic_layer:
+    # [L, S, D] strided views of (row i, KV head j); the kernel picks layer.
+    kv_spec = pl.BlockSpec((k.shape[0], None, s, None, d),
+                           lambda i, j, c: (0, i, 0, j, 0))
+    in_specs = [len_spec, pl.BlockSpec((1,), lambda i, j, c: (0,)), q_spec,
+                kv_spec, kv_spec]
+    operands = (lengths, jnp.reshape(layer, (1,)).astype(jnp.int32), qg, k,
+                v)
+  else:
+    # A strided [S, D] view of (layer, row i, KV head j): no layer slice is
+    # materialized, the kernel addresses the stacked cache directly.
+    kv_spec = pl.BlockSpec((None, None, s, None, d),
+                           lambda i, j, c: (layer, i, 0, j, 0))
+    in_specs = [len_spec, q_spec, kv_spec, kv_spec]
+    operands = (lengths, qg, k, v)
   part = lambda n: pl.BlockSpec((None, None, None, gp, n),
                                 lambda i, j, c: (i, j, c, 0, 0))
   kernel = functools.partial(
       _gpu_kernel, block_size=block_size, blocks_per_split=per,
-      scale=1 / math.sqrt(d),
+      scale=1 / math.sqrt(d), dynamic_layer=dynamic_layer,
       precision=lax.Precision.HIGHEST)  # IEEE f32 (not TF32); no-op for bf16.
   shape = lambda n: jax.ShapeDtypeStruct((b, kh, ns, gp, n), _F32)
   acc, m, l = pl.pallas_call(
       kernel, grid=(b, kh, ns),
-      in_specs=[pl.BlockSpec((1,), lambda i, j, c: (i,)), q_spec, kv_spec,
-                kv_spec],
+      in_specs=in_specs,
       out_specs=[part(d), part(1), part(1)],
       out_shape=[shape(d), shape(1), shape(1)],
       compiler_params=plgpu.CompilerParams(num_warps=4, num_stages=2),
       interpret=interpret, name='decode_attention_gpu',
-  )(lengths, qg, k, v)
+  )(*operands)
   w = jnp.exp(m - jnp.max(m, axis=2, keepdims=True))  # Split 0 is finite.
   out = jnp.sum(w * acc, axis=2) / jnp.sum(w * l, axis=2)  # [B, K, Gp, D]
   return out[:, :, :g].reshape(b, h, d).astype(q.dtype)
@@ -261,11 +289,8 @@ def _decode_tpu(q, k, v, lengths, block_size, interpret):
       b, h, d)
 
 
-@functools.partial(jax.jit,
-                   static_argnames=('layer', 'block_size', 'interpret',
-                                    'backend', 'num_splits'))
 def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                     lengths: jax.Array, *, layer: int | None = None,
+                     lengths: jax.Array, *, layer: int | jax.Array | None = None,
                      block_size: int = 256, interpret: bool = False,
                      backend: str | None = None,
                      num_splits: int | None = None) -> jax.Array:
@@ -285,8 +310,10 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
       Entries at index >= lengths[b] are never used; whole blocks at or past
       ceil(lengths[b] / block_size) are never read. Values are traced: new
       lengths do not recompile.
-    layer: with a stacked cache, the layer to attend to (a Python int). The
-      GPU kernel reads it in place (its BlockSpec offsets into the stacked
+    layer: with a stacked cache, the layer to attend to: a Python int, or an
+      int32 scalar array (traced, e.g. the layer index of a `scan_layers`
+      model's loop; not range-checked). The GPU kernel reads it in place (its
+      BlockSpec, or with a traced layer the kernel, offsets into the stacked
       array); the TPU kernel takes the slice k[layer] first, see the module
       docstring.
     block_size: keys per flash step (clamped to S); see the module docstring
@@ -302,7 +329,21 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
     [B, H, D] in q.dtype: softmax(q k^T / sqrt(D)) v over each row's valid
     entries, computed in float32.
   """
-  b, h, d = q.shape
+  kw = dict(block_size=block_size, interpret=interpret, backend=backend,
+            num_splits=num_splits)
+  if layer is None or isinstance(layer, int):
+    return _decode_static_layer(q, k, v, lengths, layer=layer, **kw)
+  if k.ndim != 5 or jnp.shape(layer) != ():
+    raise ValueError(f'a traced layer needs k [L, B, S, K, D] and a scalar '
+                     f'layer, got k {k.shape}, layer {jnp.shape(layer)}')
+  return _decode_traced_layer(q, k, v, lengths, layer, **kw)
+
+
+@functools.partial(jax.jit,
+                   static_argnames=('layer', 'block_size', 'interpret',
+                                    'backend', 'num_splits'))
+def _decode_static_layer(q, k, v, lengths, *, layer, block_size, interpret,
+                         backend, num_splits):
   if layer is None:
     if k.ndim != 4:
       raise ValueError(f'k must be [B, S, K, D] (or [L, B, S, K, D] with '
@@ -311,6 +352,23 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   elif k.ndim != 5 or not 0 <= layer < k.shape[0]:
     raise ValueError(f'layer={layer} needs k [L, B, S, K, D] with '
                      f'0 <= layer < L, got {k.shape}')
+  return _decode(q, k, v, lengths, layer, block_size, interpret, backend,
+                 num_splits)
+
+
+@functools.partial(jax.jit,
+                   static_argnames=('block_size', 'interpret', 'backend',
+                                    'num_splits'))
+def _decode_traced_layer(q, k, v, lengths, layer, *, block_size, interpret,
+                         backend, num_splits):
+  return _decode(q, k, v, lengths, layer.astype(jnp.int32), block_size,
+                 interpret, backend, num_splits)
+
+
+def _decode(q, k, v, lengths, layer, block_size, interpret, backend,
+            num_splits):
+  """Checks shapes and runs the backend's kernel on the stacked k, v."""
+  b, h, d = q.shape
   if k.shape != v.shape or (k.shape[1], k.shape[4]) != (b, d):
     raise ValueError(f'Bad shapes: q {q.shape}, k {k.shape}, v {v.shape}')
   if h % k.shape[3] or lengths.shape != (b,):
@@ -324,5 +382,10 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array,
     return _decode_gpu(q, k, v, lengths, layer, block_size, num_splits,
                        interpret)
   if backend == 'tpu':
-    return _decode_tpu(q, k[layer], v[layer], lengths, block_size, interpret)
+    if isinstance(layer, int):
+      k_layer, v_layer = k[layer], v[layer]
+    else:
+      k_layer = lax.dynamic_index_in_dim(k, layer, 0, keepdims=False)
+      v_layer = lax.dynamic_index_in_dim(v, layer, 0, keepdims=False)
+    return _decode_tpu(q, k_layer, v_layer, lengths, block_size, interpret)
   raise ValueError(f"backend must be 'gpu' or 'tpu', got {backend!r}")
