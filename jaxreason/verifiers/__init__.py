@@ -7,3 +7,8 @@ from jaxreason.verifiers.base import join_steps
 from jaxreason.verifiers.base import Judgement
 from jaxreason.verifiers.base import split_steps
 from jaxreason.verifiers.base import Verifier
+from jaxreason.verifiers.prm import DiscriminativePRM
+from jaxreason.verifiers.prm import load_prm
+from jaxreason.verifiers.reward_model import OutcomeRM
+from jaxreason.verifiers.rollout_labels import rollout_labels
+from jaxreason.verifiers.rollout_labels import RolloutLabels
