@@ -245,3 +245,13 @@ def write_results(workdir: str, name: str, result: Mapping[str, Any],
 def labels_of(records: Sequence[Mapping[str, Any]]) -> list[int]:
   return [int(r['label']) for r in records]
 
+
+
+def synthetic_dev_test(task: Mapping[str, Any], num: int, *, seed: int = 0,
+                       error_fraction: float = 0.5
+                       ) -> dict[str, list[dict]]:
+  """Two disjoint held-out synthetic subsets: 'dev' picks the threshold,
+  'test' reports it (`num` records each, distinct questions)."""
+  recs = synthetic_processbench(task, 2 * num, seed=seed,
+                                error_fraction=error_fraction)
+  return {'dev': recs[:num], 'test': recs[num:]}
