@@ -257,19 +257,22 @@ def safe_encode(tokenizer: Tokenizer, text: str) -> list[int]:
 
 def encode_example(tokenizer: Tokenizer, question: str,
                    steps: Sequence[str], labels: Sequence[float] | None,
-                   *, separator_ids: Sequence[int], max_len: int
-                   ) -> dict[str, Any]:
+                   *, separator_ids: Sequence[int], max_len: int,
+                   max_prompt_len: int | None = None) -> dict[str, Any]:
   """TRL-style PRM tokens: prompt, then per step (step ids + separator ids).
 
   The prompt is BOS (if the tokenizer has one) + `question` + '\\n' (the
-  synthetic task's `format_prompt`). Steps that do not fit in `max_len`
-  tokens are dropped (they get no score and no label).
+  synthetic task's `format_prompt`), cut to its last `max_prompt_len`
+  tokens (BOS kept) as TRL does. Steps that do not fit in `max_len` tokens
+  are dropped (they get no score and no label).
   Returns tokens [L] int32, label_positions [S'] (index of each kept step's
   separator's last token), labels [S'] float32 (NaN if `labels` is None),
   num_steps_kept = S'.
   """
   assert separator_ids, 'separator_ids must not be empty'
   prompt = safe_encode(tokenizer, question + '\n')
+  if max_prompt_len:
+    prompt = prompt[-max_prompt_len:]
   if tokenizer.bos_id is not None:
     prompt = [tokenizer.bos_id] + prompt
   tokens = list(prompt[:max_len])

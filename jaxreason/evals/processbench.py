@@ -59,12 +59,28 @@ def processbench_scores(predictions: Sequence[int | None],
 # Data ----------------------------------------------------------------------------
 
 
+def balanced_head(records: Sequence[Mapping[str, Any]], limit: int
+                  ) -> list[Mapping[str, Any]]:
+  """The first limit // 2 correct (label -1) and the first erroneous records
+  up to `limit` (topped up from either class when one runs out), in file
+  order: a small subset that still has both accuracies."""
+  cor = [i for i, r in enumerate(records) if r['label'] == -1]
+  err = [i for i, r in enumerate(records) if r['label'] != -1]
+  take = cor[:limit // 2]
+  take += err[:limit - len(take)]
+  take += [i for i in cor if i not in take][:limit - len(take)]
+  return [records[i] for i in sorted(take)]
+
+
 def read_subset(path: str | os.PathLike, limit: int = 0
                 ) -> tuple[list[dict], list[dict]]:
-  """(records, bad) of one subset file; bad = [{'id', 'missing'}]."""
+  """(records, bad) of one subset file; bad = [{'id', 'missing'}].
+
+  limit > 0 keeps `balanced_head(records, limit)`.
+  """
   good, bad = step_labels.read_processbench_file(
       str(paths.require(pathlib.Path(path), 'ProcessBench subset')))
-  return (good[:limit] if limit else good), bad
+  return (balanced_head(good, limit) if limit else good), bad
 
 
 def read_processbench(data_dir: str | os.PathLike | None = None,
@@ -205,6 +221,9 @@ def evaluate_verifier(verifier: Verifier,
   for n, js in judgements.items():
     res['subsets'][n]['tokens'] = int(sum(j.tokens for j in js))
     res['subsets'][n]['unjudged'] = int(sum(not j.ok for j in js))
+    res['subsets'][n]['steps'] = int(sum(len(r['steps']) for r in subsets[n]))
+    res['subsets'][n]['unscored_steps'] = int(sum(
+        j.info.get('unscored_steps', 0) for j in js))
     if bad is not None:
       res['subsets'][n]['bad_records'] = list(bad.get(n, []))
   res['pick_on'] = pick_on

@@ -9,6 +9,7 @@ from jaxreason.verifiers.base import split_steps
 from jaxreason.verifiers.base import Verifier
 from jaxreason.verifiers.prm import DiscriminativePRM
 from jaxreason.verifiers.prm import load_prm
+from jaxreason.verifiers.reward_model import load_verifier
 from jaxreason.verifiers.reward_model import OutcomeRM
 from jaxreason.verifiers.rollout_labels import rollout_labels
 from jaxreason.verifiers.rollout_labels import RolloutLabels

@@ -10,7 +10,8 @@ ids); the step's score is sigmoid of the `models.heads.RewardModel` logit at
 the separator's last token (scalar head), or p('+') / (p('+') + p('-'))
 there (token head). Solutions are scored in batches of `batch_size` rows
 padded to a power-of-two width, one jitted forward pass per batch (one
-compilation per width). Steps past `max_len` tokens get NaN (unscored,
+compilation per width). A question longer than max_len / 2 tokens keeps
+its end (as TRL cuts prompts); steps past `max_len` tokens get NaN (unscored,
 `info['unscored_steps']`), which `first_below` skips.
 """
 
@@ -71,7 +72,8 @@ class DiscriminativePRM:
   def encode(self, question: str, steps: Sequence[str]) -> dict[str, Any]:
     return step_labels.encode_example(
         self.tokenizer, question, steps, None,
-        separator_ids=self.separator_ids, max_len=self.max_len)
+        separator_ids=self.separator_ids, max_len=self.max_len,
+        max_prompt_len=self.max_len // 2)
 
   def score_logits(self, encoded: Sequence[dict[str, Any]]
                    ) -> list[np.ndarray]:

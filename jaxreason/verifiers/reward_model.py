@@ -15,12 +15,20 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxreason.train import run_config
 from jaxreason.verifiers.base import Judgement
-from jaxreason.verifiers.prm import DiscriminativePRM
+from jaxreason.verifiers.prm import DiscriminativePRM, load_prm
 
 
 class OutcomeRM(DiscriminativePRM):
   """A `Verifier` whose judgement is one score for the whole solution."""
+
+  @classmethod
+  def from_prm(cls, prm: DiscriminativePRM) -> 'OutcomeRM':
+    """The same model and encoding, read at the last token only."""
+    out = cls.__new__(cls)
+    out.__dict__.update(prm.__dict__)
+    return out
 
   def judge(self, questions: Sequence[str],
             steps: Sequence[Sequence[str]]) -> list[Judgement]:
@@ -37,3 +45,13 @@ class OutcomeRM(DiscriminativePRM):
       out.append(Judgement(step_scores=(score,), tokens=len(e['tokens']),
                            info=info))
     return out
+
+
+def load_verifier(workdir: str, *, outcome: bool | None = None,
+                  **kwargs) -> DiscriminativePRM:
+  """A `recipes.prm` workdir's model as a PRM or, for objective 'orm' /
+  'ranking' (or `outcome=True`), an `OutcomeRM`. kwargs go to `load_prm`."""
+  prm = load_prm(workdir, **kwargs)
+  if outcome is None:
+    outcome = run_config.load_run_config(workdir).get('objective') != 'prm'
+  return OutcomeRM.from_prm(prm) if outcome else prm

@@ -91,3 +91,9 @@ def test_reads_the_four_real_subsets():
     assert len(data[s]) > 100, s
     assert not bad[s], (s, bad[s][:3])
     assert all(-1 <= r['label'] < len(r['steps']) for r in data[s])
+
+
+def test_balanced_head_keeps_both_classes_in_file_order():
+  recs = [{'id': i, 'label': l} for i, l in enumerate([0, 2, 1, -1, 3, -1])]
+  assert [r['id'] for r in pb.balanced_head(recs, 4)] == [0, 1, 3, 5]
+  assert [r['id'] for r in pb.balanced_head(recs, 3)] == [0, 1, 3]
