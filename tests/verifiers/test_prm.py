@@ -11,6 +11,7 @@ from jaxreason.data import step_labels
 from jaxreason.data.tokenizer import CharTokenizer
 from jaxreason.models.heads import RewardModel, init_reward_params
 from jaxreason.models.transformer import Transformer, TransformerConfig
+from jaxreason.models.transformer import init_params
 from jaxreason.verifiers import aggregate, first_below
 from jaxreason.verifiers.prm import DiscriminativePRM, token_head_ids
 from jaxreason.verifiers.reward_model import OutcomeRM
@@ -41,11 +42,12 @@ def test_judge_scores_are_the_head_at_separators(head):
     enc = prm.encode(q, st)
     tokens = jnp.asarray(enc['tokens'])[None]
     if head == 'scalar':
-      logits = np.asarray(model.apply({'params': params}, tokens))[0]
+      logits = np.asarray(jax.jit(model.apply)({'params': params},
+                                               tokens))[0]
       expect = _sig(logits[enc['label_positions']])
     else:  # p(+) / (p(+) + p(-)) from the LM's own next-token logits.
-      lm = np.asarray(Transformer(CFG).apply({'params': params['lm']},
-                                             tokens))[0]
+      lm = np.asarray(jax.jit(Transformer(CFG).apply)(
+          {'params': params['lm']}, tokens))[0]
       p = np.exp(lm - lm.max(-1, keepdims=True))
       p = p[enc['label_positions']]
       expect = p[:, plus] / (p[:, plus] + p[:, minus])
@@ -69,7 +71,6 @@ def test_unscored_steps_are_nan_and_skipped():
 
 
 def test_rollout_labels():
-  from jaxreason.models.transformer import init_params  # pylint: disable=g-import-not-at-top
   params = init_params(CFG, jax.random.key(0))
   steps = [['1+2=3', '\\boxed{3}'], ['1+2=4', '\\boxed{4}']]
   records = [{'answer': '3'}, {'answer': '3'}]
