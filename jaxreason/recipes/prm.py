@@ -47,6 +47,7 @@ import numpy as np
 from jaxreason.data import sources, step_labels
 from jaxreason.evals import processbench
 from jaxreason.losses import reward as reward_losses
+from jaxreason.models.heads import init_reward_params
 from jaxreason.rewards import task_rewards
 from jaxreason.sampling.policy import load_policy
 from jaxreason.sampling.sampler import bucket
@@ -55,7 +56,8 @@ from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import optim, plots, run_config, run_context
 from jaxreason.train.state import abstract_train_state
 from jaxreason.train.step import batch_sharding, make_train_step
-from jaxreason.verifiers import rollout_labels as rollout_lib
+from jaxreason.verifiers.rollout_labels import rollout_labels
+from jaxreason.verifiers.rollout_labels import with_rollout_labels
 from jaxreason.verifiers.prm import DiscriminativePRM, make_reward_model
 from jaxreason.verifiers.reward_model import OutcomeRM
 
@@ -119,7 +121,7 @@ def relabel_with_rollouts(config, examples, params, model_cfg, tokenizer):
       config.data.task, int(config.data.num_train), int(config.data.seed))}
   records = [{'answer': problems[e.question].answer,
               'problem': problems[e.question]} for e in examples]
-  labels = rollout_lib.rollout_labels(
+  labels = rollout_labels(
       params, model_cfg, tokenizer, [e.question for e in examples],
       [e.steps for e in examples], records, reward_fn, n=int(r.n),
       max_new_tokens=int(r.max_new_tokens),
@@ -129,7 +131,7 @@ def relabel_with_rollouts(config, examples, params, model_cfg, tokenizer):
   new = np.concatenate([getattr(l, r.kind) for l in labels])
   logging.info('Rollout labels (%s, n=%d): agree with gold on %.3f of steps',
                r.kind, r.n, float(((new >= 0.5) == (gold >= 0.5)).mean()))
-  return rollout_lib.with_rollout_labels(examples, labels, r.kind)
+  return with_rollout_labels(examples, labels, r.kind)
 
 
 def example_arrays(examples, tokenizer, config) -> dict[str, np.ndarray]:
@@ -174,8 +176,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if config.rollout.n > 0:
     if policy_params is None:
       logging.warning('rollout labels from a random policy (debug only)')
-      policy_params = model.init(jax.random.key(config.seed), jnp.zeros(
-          (1, 1), jnp.int32))['params']['lm']
+      policy_params = init_reward_params(model,
+                                         jax.random.key(config.seed))['lm']
     examples = relabel_with_rollouts(config, examples,
                                      jax.device_get(policy_params),
                                      model_cfg, tokenizer)
