@@ -25,3 +25,9 @@ from jaxreason.verifiers.verdicts import first_error_from_verdicts
 from jaxreason.verifiers.verdicts import parse_final_index
 from jaxreason.verifiers.verdicts import parse_verdicts
 from jaxreason.verifiers.verdicts import verdicts_match
+from jaxreason.verifiers.prm import DiscriminativePRM
+from jaxreason.verifiers.prm import load_prm
+from jaxreason.verifiers.reward_model import load_verifier
+from jaxreason.verifiers.reward_model import OutcomeRM
+from jaxreason.verifiers.rollout_labels import rollout_labels
+from jaxreason.verifiers.rollout_labels import RolloutLabels

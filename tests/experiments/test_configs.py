@@ -47,7 +47,11 @@ EXPECTED = {
     'aime/expert': {'loss', 'actor_loss', 'critic_loss', 'alpha',
                     'episode_return'},
     'aime/pretrain': {'loss', 'elbo', 'kl', 'recon'},
+    'prm': TRAIN_METRICS | {'accuracy'},
 }
+# Configs that evaluate rather than train: recipe.evaluate(config, workdir)
+# returns {eval name: a ProcessBench-style result} and writes JSON + tables.
+EVAL_RECIPES = ('processbench',)
 
 
 def _expected_metrics(path):
@@ -61,6 +65,17 @@ def test_config_runs_two_debug_steps(path, tmp_path):
   config = load_config(path, 'debug')
   recipe_name = path.parent.name
   recipe = importlib.import_module(f'jaxreason.recipes.{recipe_name}')
+  if recipe_name in EVAL_RECIPES:
+    result = recipe.evaluate(config, str(tmp_path))
+    assert result, 'no evaluation ran'
+    for name, res in result.items():
+      assert (tmp_path / f'processbench_{name}.json').exists()
+      assert (tmp_path / f'processbench_{name}.md').exists()
+      for sub in res['subsets'].values():
+        for key in ('acc_erroneous', 'acc_correct', 'f1', 'oracle_f1'):
+          assert 0.0 <= sub[key] <= 1.0, (name, sub)
+        assert sub['oracle_f1'] >= sub['f1'] - 1e-12
+    return
   result = recipe.train(config, str(tmp_path))
   rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]
   assert [r['step'] for r in rows] == [1, 2]
