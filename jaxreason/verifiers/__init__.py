@@ -7,3 +7,4 @@ from jaxreason.verifiers.base import join_steps
 from jaxreason.verifiers.base import Judgement
 from jaxreason.verifiers.base import split_steps
 from jaxreason.verifiers.base import Verifier
+from jaxreason.verifiers.oracle import OracleVerifier
