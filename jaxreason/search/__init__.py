@@ -1,5 +1,26 @@
-"""Test-time search: voting, best-of-N, PRM beam search, DVTS, compute-optimal."""
+"""Test-time search: voting, best-of-N, PRM beam search, DVTS, compute-optimal.
 
+  gen = LMGenerator(config, params, tokenizer, cache_size=256,
+                    max_new_tokens=96)
+  results = beam_search(gen, verifier, questions, prompts, n=16, width=4)
+  results[0].answer, results[0].candidates, results[0].budget
+
+Every method takes any `jaxreason.verifiers.Verifier` (or None), a
+`Generator` (the policy, step by step from its KV cache), the questions (for
+the verifier) and the prompts (for the policy), and returns one
+`SearchResult` per problem.
+"""
+
+from jaxreason.search.beam import beam_search
+from jaxreason.search.best_of_n import best_of_n
+from jaxreason.search.best_of_n import greedy
+from jaxreason.search.best_of_n import vote
 from jaxreason.search.budget import Budget
 from jaxreason.search.budget import forward_flops
 from jaxreason.search.budget import non_embedding_params
+from jaxreason.search.common import Candidate
+from jaxreason.search.common import SearchResult
+from jaxreason.search.dvts import dvts
+from jaxreason.search.generator import Generator
+from jaxreason.search.generator import LMGenerator
+from jaxreason.search.generator import Piece
