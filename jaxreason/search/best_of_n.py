@@ -20,6 +20,7 @@ record it in `info['fallback']`.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from typing import Sequence
 
 from jaxreason.data.synthetic import extract_boxed
@@ -80,26 +81,43 @@ def best_of_n(generator: Generator, verifier: Verifier | None,
       c.step_scores = j.step_scores
       c.score = common.score_of(j, aggregation)
       common.add_judgements(budgets[r // n], [j])
-  method = 'majority' if select == 'majority' else (
-      'best_of_n' if select == 'best' else 'weighted_best_of_n')
-  results = []
-  for i in range(p):
-    mine = cands[i * n:(i + 1) * n]
-    done = [c for c in mine if c.finished]
-    scored = any(c.score is not None for c in done)
-    info = {'n': n, 'finished': len(done)}
-    if select == 'majority' or not scored:
-      if select != 'majority' and done:
-        info['fallback'] = 'majority (no finished candidate has a score)'
-      answer = vote([c.answer for c in done])
-    elif select == 'best':
-      answer = common.best_finished(mine)
-    else:
-      answer = vote([c.answer for c in done], [c.score for c in done])
-    results.append(SearchResult(
-        method, answer, mine, budgets[i],
-        None if select == 'majority' else aggregation, info))
-  return results
+  return [_choose(cands[i * n:(i + 1) * n], budgets[i], select, aggregation)
+          for i in range(p)]
+
+
+METHODS = {'best': 'best_of_n', 'weighted': 'weighted_best_of_n',
+           'majority': 'majority'}
+
+
+def _choose(cands: list[Candidate], budget, select: str,
+            aggregation: str) -> SearchResult:
+  done = [c for c in cands if c.finished]
+  scored = any(c.score is not None for c in done)
+  info = {'n': len(cands), 'finished': len(done)}
+  if select == 'majority' or not scored:
+    if select != 'majority' and done:
+      info['fallback'] = 'majority (no finished candidate has a score)'
+    answer = vote([c.answer for c in done])
+  elif select == 'best':
+    answer = common.best_finished(cands)
+  else:
+    answer = vote([c.answer for c in done], [c.score for c in done])
+  return SearchResult(METHODS[select], answer, cands, budget,
+                      None if select == 'majority' else aggregation, info)
+
+
+def reselect(result: SearchResult, select: str) -> SearchResult:
+  """The same samples (of a `best_of_n` run) with another selection rule.
+
+  Majority voting reads no scores, so its budget leaves the verifier out.
+  """
+  if select not in SELECTIONS:
+    raise ValueError(f'select must be one of {SELECTIONS}, got {select!r}')
+  budget = dataclasses.replace(result.budget)
+  if select == 'majority':
+    budget.verifier_tokens, budget.verifier_flops = 0, 0.0
+  return _choose(result.candidates, budget, select,
+                 result.aggregation or 'last')
 
 
 def greedy(generator: Generator, questions: Sequence[str],

@@ -190,3 +190,17 @@ def test_vote_handmade():
   assert best_of_n.vote(['3', '4'], [None, 0.1]) == '4'
   assert best_of_n.vote([None, None]) is None
   assert best_of_n.vote(['1', '2']) == '1'  # Ties: first seen.
+
+
+def test_reselect_reuses_the_samples():
+  gen = ScriptedGenerator(PROBLEMS, p_correct=0.6, seed=5)
+  verifier = CountingVerifier(OracleVerifier(), tokens=3)
+  best = _run('best', gen, verifier, 6, aggregation='min')
+  for select in ('weighted', 'majority'):
+    fresh = _run(select, ScriptedGenerator(PROBLEMS, 0.6, seed=5),
+                 CountingVerifier(OracleVerifier(), tokens=3), 6,
+                 aggregation='min')
+    for r, f in zip(best, fresh):
+      again = best_of_n.reselect(r, select)
+      assert (again.method, again.answer) == (f.method, f.answer)
+      assert again.budget == f.budget
