@@ -27,7 +27,7 @@ from jaxreason.data.synthetic import extract_boxed
 from jaxreason.search import common
 from jaxreason.search.common import Candidate, SearchResult
 from jaxreason.search.generator import Generator
-from jaxreason.verifiers.base import Verifier
+from jaxreason.verifiers.base import Judgement, Verifier
 
 SELECTIONS = ('best', 'weighted', 'majority')
 
@@ -106,9 +106,11 @@ def _choose(cands: list[Candidate], budget, select: str,
                       None if select == 'majority' else aggregation, info)
 
 
-def reselect(result: SearchResult, select: str) -> SearchResult:
+def reselect(result: SearchResult, select: str,
+             aggregation: str | None = None) -> SearchResult:
   """The same samples (of a `best_of_n` run) with another selection rule.
 
+  With `aggregation`, scores are aggregated anew from the step scores.
   Majority voting reads no scores, so its budget leaves the verifier out.
   """
   if select not in SELECTIONS:
@@ -116,8 +118,12 @@ def reselect(result: SearchResult, select: str) -> SearchResult:
   budget = dataclasses.replace(result.budget)
   if select == 'majority':
     budget.verifier_tokens, budget.verifier_flops = 0, 0.0
-  return _choose(result.candidates, budget, select,
-                 result.aggregation or 'last')
+  how = aggregation or result.aggregation or 'last'
+  cands = result.candidates
+  if aggregation is not None:
+    cands = [dataclasses.replace(c, score=common.score_of(
+        Judgement(c.step_scores), how)) for c in cands]
+  return _choose(cands, budget, select, how)
 
 
 def greedy(generator: Generator, questions: Sequence[str],

@@ -92,13 +92,22 @@ def select_methods(correct: Correct, bins: np.ndarray,
 
 
 def evaluate(correct: Correct, bins: np.ndarray,
-             choice: Mapping[int, Sequence[str]]) -> dict[int, dict[str, float]]:
-  """{N: {'compute_optimal': acc, method: acc, ...}} on the test problems."""
+             choice: Mapping[int, Sequence[str]],
+             cost: Mapping[str, Mapping[int, Sequence[float]]] | None = None
+             ) -> dict[int, dict[str, float]]:
+  """{N: {'compute_optimal': acc, method: acc, ...}} on the test problems.
+
+  With `cost` (e.g. FLOPs per problem, like `correct`), the row also holds
+  'compute_optimal_cost', the mean cost of the chosen methods.
+  """
   bins = np.asarray(bins)
   out = {}
   for n, per_bin in choice.items():
     picked = [bool(correct[per_bin[b]][n][i]) for i, b in enumerate(bins)]
     row = {'compute_optimal': float(np.mean(picked))}
+    if cost is not None:
+      row['compute_optimal_cost'] = float(np.mean(
+          [cost[per_bin[b]][n][i] for i, b in enumerate(bins)]))
     for m in correct:
       if n in correct[m]:
         row[m] = float(np.mean(correct[m][n]))
@@ -108,13 +117,13 @@ def evaluate(correct: Correct, bins: np.ndarray,
 
 def compute_optimal(dev_correct: Correct, dev_difficulty: np.ndarray,
                     test_correct: Correct, test_difficulty: np.ndarray, *,
-                    num_bins: int = 5) -> dict[str, Any]:
+                    num_bins: int = 5, test_cost=None) -> dict[str, Any]:
   """Selects per bin and budget on dev, reports test accuracies (JSON-ready)."""
   edges = bin_edges(dev_difficulty, num_bins)
   dev_bins = assign_bins(dev_difficulty, edges)
   test_bins = assign_bins(test_difficulty, edges)
   choice = select_methods(dev_correct, dev_bins, num_bins)
-  test = evaluate(test_correct, test_bins, choice)
+  test = evaluate(test_correct, test_bins, choice, test_cost)
   return {
       'num_bins': num_bins, 'edges': edges.tolist(),
       'dev_bin_sizes': np.bincount(dev_bins, minlength=num_bins).tolist(),

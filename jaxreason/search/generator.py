@@ -89,9 +89,8 @@ class LMGenerator:
     self.config, self.params, self.tokenizer = config, params, tokenizer
     self.max_new_tokens, self.max_step_tokens = max_new_tokens, max_step_tokens
     self.top_p = top_p
-    kw = dict(cache_size=cache_size, tokenizer=tokenizer)
-    self._step = Sampler(config, stop_strings=(STEP_END,), **kw)
-    self._end = Sampler(config, **kw)
+    self._sampler = Sampler(config, cache_size=cache_size,
+                            tokenizer=tokenizer, stop_strings=(STEP_END,))
     self._key = jax.random.key(seed)
     self._calls = 0
     self._state: DecodeState | None = None
@@ -104,7 +103,7 @@ class LMGenerator:
   def start(self, prompts: Sequence[str]) -> list[tuple[int, float]]:
     bos = self.tokenizer.bos_id is not None
     tokens = [self.tokenizer.encode(p, add_bos=bos) for p in prompts]
-    self._state = self._step.prefill(self.params, tokens, pad_rows=True)
+    self._state = self._sampler.prefill(self.params, tokens, pad_rows=True)
     self._used = np.zeros((len(tokens),), np.int64)
     return [(len(t), forward_flops(self.config, len(t), len(t) / 2))
             for t in tokens]
@@ -126,17 +125,36 @@ class LMGenerator:
                active: Sequence[bool] | None = None) -> list[Piece]:
     if until not in ('step', 'end'):
       raise ValueError(f"until must be 'step' or 'end', got {until!r}")
-    n, b = self.num_rows, self._state.batch_size
+    n = self.num_rows
     active = np.ones((n,), bool) if active is None else np.asarray(active)
-    left = np.maximum(self.max_new_tokens - self._used, 0)
     if until == 'step':
-      left = np.minimum(left, self.max_step_tokens)
+      return self._step_once(temperature, active)
+    # To the end: step after step (one compiled decode loop for both modes).
+    texts, tokens, flops = [''] * n, [0] * n, [0.0] * n
+    finish = ['length'] * n
+    going = active.copy()
+    while going.any():
+      pieces = self._step_once(temperature, going)
+      for i in np.flatnonzero(going):
+        texts[i] += pieces[i].text
+        tokens[i] += pieces[i].num_tokens
+        flops[i] += pieces[i].flops
+        finish[i] = pieces[i].finish
+        going[i] = pieces[i].finish == 'stop'
+    return [Piece(texts[i], tokens[i], finish[i] if active[i] else 'length',
+                  flops[i]) for i in range(n)]
+
+  def _step_once(self, temperature: float, active: np.ndarray) -> list[Piece]:
+    """One step (up to a blank line, EOS or max_step_tokens) of active rows."""
+    n, b = self.num_rows, self._state.batch_size
+    left = np.minimum(np.maximum(self.max_new_tokens - self._used, 0),
+                      self.max_step_tokens)
     max_new = np.zeros((b,), np.int32)
     max_new[:n] = np.where(active, left, 0)
     if not max_new.any():
       return [Piece('', 0, 'length') for _ in range(n)]
     context = np.asarray(self._state.lengths)[:n]
-    sampler = self._step if until == 'step' else self._end
+    sampler = self._sampler
     sp = SamplingParams.make(b, temperature=temperature, top_p=self.top_p)
     rng = jax.random.fold_in(self._key, self._calls)
     self._calls += 1
@@ -147,7 +165,7 @@ class LMGenerator:
     pieces = []
     for i, (t, r) in enumerate(zip(tokens, reasons)):
       self._used[i] += len(t)
-      if (r == 'length' and until == 'step' and room[i]
+      if (r == 'length' and room[i]
           and self._used[i] < self.max_new_tokens):
         r = 'stop'  # An over-long step ends at max_step_tokens.
       flops = forward_flops(self.config, len(t), context[i] + len(t) / 2)
