@@ -216,10 +216,14 @@ def plot_scaling(summary, report, path: str, title: str = '') -> str:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-  for m, by_n in summary.items():
+  markers = 'osD^vP<>'
+  for k, (m, by_n) in enumerate(summary.items()):
     ns = sorted(by_n, key=int)
     acc = [by_n[n]['accuracy'] for n in ns]
-    style = dict(marker='o', ms=4, lw=1.5, label=m)
+    # Methods on the same samples can coincide: markers and dashes tell
+    # them apart.
+    style = dict(marker=markers[k % len(markers)], ms=5, lw=1.5, label=m,
+                 ls=('-', '--', ':', '-.')[k % 4], alpha=0.85)
     axes[0].plot([int(n) for n in ns], acc, **style)
     axes[1].plot([by_n[n]['flops'] for n in ns], acc, **style)
   if report:

@@ -21,10 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreason.data.synthetic import extract_boxed
 from jaxreason.data.tokenizer import Tokenizer
 from jaxreason.models.transformer import TransformerConfig
 from jaxreason.sampling.cache import DecodeState
-from jaxreason.sampling.sampler import Sampler, bucket_rows
+from jaxreason.sampling.sampler import MIN_ROWS, Sampler, bucket
 from jaxreason.sampling.sampling_params import SamplingParams
 from jaxreason.search.budget import forward_flops
 
@@ -111,7 +112,7 @@ class LMGenerator:
   def select(self, rows: Sequence[int]) -> None:
     rows = np.asarray(rows, np.int64)
     n = len(rows)
-    total = bucket_rows(max(n, 1))
+    total = bucket(n, MIN_ROWS)  # Powers of two: few decode compilations.
     index = np.concatenate([rows, np.zeros(total - n, np.int64)])
     state = self._state.take(index)
     if total > n:  # Padding rows are empty: decode leaves them alone.
@@ -129,7 +130,9 @@ class LMGenerator:
     active = np.ones((n,), bool) if active is None else np.asarray(active)
     if until == 'step':
       return self._step_once(temperature, active)
-    # To the end: step after step (one compiled decode loop for both modes).
+    # To the end: step after step (one compiled decode loop for both modes),
+    # until EOS, the token budget, or a closed box (as the step-wise methods
+    # end a solution).
     texts, tokens, flops = [''] * n, [0] * n, [0.0] * n
     finish = ['length'] * n
     going = active.copy()
@@ -140,7 +143,8 @@ class LMGenerator:
         tokens[i] += pieces[i].num_tokens
         flops[i] += pieces[i].flops
         finish[i] = pieces[i].finish
-        going[i] = pieces[i].finish == 'stop'
+        going[i] = (pieces[i].finish == 'stop'
+                    and extract_boxed(texts[i]) is None)
     return [Piece(texts[i], tokens[i], finish[i] if active[i] else 'length',
                   flops[i]) for i in range(n)]
 

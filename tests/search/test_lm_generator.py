@@ -62,6 +62,13 @@ def test_steps_continue_the_cache_exactly(params):
     assert texts[i] == whole[r][0].text, i
     assert tokens[i] == len(whole[r][0].tokens)
   assert texts[0] == texts[1]
+  # 'end': the same text in one call (steps in a row inside the generator).
+  gen = _gen(params)
+  gen.start(PROMPTS)
+  gen.select(rows)
+  pieces = gen.generate('end', 0.0)
+  assert [p.text for p in pieces] == texts
+  assert [p.num_tokens for p in pieces] == tokens
 
 
 def test_methods_run_on_the_model_with_consistent_budgets(params):
