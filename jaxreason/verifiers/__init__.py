@@ -31,3 +31,4 @@ from jaxreason.verifiers.reward_model import load_verifier
 from jaxreason.verifiers.reward_model import OutcomeRM
 from jaxreason.verifiers.rollout_labels import rollout_labels
 from jaxreason.verifiers.rollout_labels import RolloutLabels
+from jaxreason.verifiers.oracle import OracleVerifier

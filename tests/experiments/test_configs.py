@@ -1,5 +1,7 @@
 """Every config under configs/ runs two steps in its ':debug' variant.
 
+(Evaluation configs, `EVALUATIONS`, run their whole ':debug' evaluation.)
+
 Beyond "it runs": every logged number is finite, each recipe logs the
 metrics its trainer promises, the learning rate is the configured schedule,
 and the first step of a fresh model has its closed-form loss where there is
@@ -54,6 +56,33 @@ EXPECTED = {
 EVAL_RECIPES = ('processbench',)
 
 
+# Evaluation recipes: `run(config, workdir)` writes results, nothing trains.
+EVALUATIONS = {'search_eval'}
+
+
+def _check_evaluation(config, recipe, workdir):
+  """A search evaluation: every method at every N, sane numbers, a plot."""
+  result = recipe.run(config, str(workdir))
+  saved = json.loads((workdir / recipe.RESULTS_FILE).read_text())
+  assert (workdir / recipe.PLOT_FILE).stat().st_size > 0
+  summary = saved['summary']
+  assert set(summary) == set(config.methods)
+  for method, by_n in summary.items():
+    want = {'1'} if method == 'greedy' else {str(n) for n in config.ns}
+    assert set(by_n) == want, (method, sorted(by_n))
+    for row in by_n.values():
+      assert 0.0 <= row['accuracy'] <= 1.0
+      assert row['policy_tokens'] > 0 and row['prompt_tokens'] > 0
+      assert row['tokens'] == pytest.approx(
+          row['policy_tokens'] + row['prompt_tokens'] + row['verifier_tokens'])
+      assert math.isfinite(row['flops']) and row['flops'] > 0
+  n = config.data.num_eval
+  assert result['num_problems'] == n
+  per_problem = saved['per_problem']['beam_search'][str(max(config.ns))]
+  assert len(per_problem) == n
+  assert all(p['info']['finished'] <= max(config.ns) for p in per_problem)
+
+
 def _expected_metrics(path):
   key = f'{path.parent.name}/{path.stem}'
   return EXPECTED[key] if key in EXPECTED else EXPECTED[path.parent.name]
@@ -75,6 +104,9 @@ def test_config_runs_two_debug_steps(path, tmp_path):
         for key in ('acc_erroneous', 'acc_correct', 'f1', 'oracle_f1'):
           assert 0.0 <= sub[key] <= 1.0, (name, sub)
         assert sub['oracle_f1'] >= sub['f1'] - 1e-12
+    return
+  if recipe_name in EVALUATIONS:
+    _check_evaluation(config, recipe, tmp_path)
     return
   result = recipe.train(config, str(tmp_path))
   rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]

@@ -10,6 +10,7 @@ from jaxreason.data.synthetic.arithmetic import format_solution
 from jaxreason.data.synthetic.arithmetic import format_step
 from jaxreason.data.synthetic.arithmetic import generate_dataset
 from jaxreason.data.synthetic.arithmetic import generate_problem
+from jaxreason.data.synthetic.arithmetic import parse_question
 from jaxreason.data.synthetic.arithmetic import parse_step
 from jaxreason.data.synthetic.arithmetic import Problem
 from jaxreason.data.synthetic.arithmetic import SolutionCheck

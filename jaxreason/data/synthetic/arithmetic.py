@@ -361,3 +361,63 @@ def check_solution(problem: Problem, solution_text: str) -> SolutionCheck:
   return SolutionCheck(step_correct=correct, first_wrong_step=first_wrong,
                        final_answer=final, answer_correct=answer_correct,
                        well_formed=well_formed)
+
+
+def _phrase_patterns() -> list[tuple[re.Pattern, str]]:
+  """(regex of one operation phrase, its operator), longest phrases first."""
+  phrases = {(p, op) for _, table, _, _ in _TEMPLATES for op, p in table.items()}
+  phrases |= {(p, op) for op, p in _BARE_PHRASES.items()}
+  ordered = sorted(phrases, key=lambda x: -len(x[0]))
+  return [(re.compile('^' + re.escape(p).replace(r'\{b\}', r'(\d+)') + '$',
+                      re.IGNORECASE), op) for p, op in ordered]
+
+
+_PHRASES = _phrase_patterns()
+_START_RE = re.compile(r'(?:^Start at|\bhas|\bthinks of) (\d+)\b')
+_MOD_RE = re.compile(r'Answer mod (\d+)\.\s*$')
+
+
+def parse_question(question: str) -> Problem | None:
+  """The problem a `generate_problem` question states, or None.
+
+  Inverts `_question` for both forms (templates and bare): the start value,
+  each operation phrase with its operand, and the modulus. The question
+  alone determines the chain, so a verifier given only the text (an oracle
+  in search) can check steps. Returns None for text no template produces.
+  """
+  question = question.strip()
+  m = _MOD_RE.search(question)
+  modulus = int(m.group(1)) if m else None
+  start = _START_RE.search(question)
+  if start is None:
+    return None
+  # The operations clause: from after the first sentence to its full stop.
+  rest = question[question.find('.', start.end()) + 1:].strip()
+  pron = rest.find(' ')
+  clause = rest[:rest.find('.')] if '.' in rest else ''
+  if question.startswith('Start at'):
+    words = clause
+  else:  # "She gets 5 more, loses 4, then ...": drop the pronoun.
+    words = clause[pron + 1:] if pron > 0 else ''
+  parts = re.split(r', then |, ', words)
+  ops, operands = [], []
+  for part in parts:
+    for pattern, op in _PHRASES:
+      hit = pattern.match(part.strip())
+      if hit:
+        ops.append(op)
+        operands.append(int(hit.group(1)))
+        break
+    else:
+      return None
+  a = int(start.group(1))
+  values, steps = [], []
+  for op, b in zip(ops, operands):
+    r = apply_op(a, op, b, modulus)
+    steps.append(format_step(a, op, b, r))
+    values.append(r)
+    a = r
+  return Problem(question=question, steps=tuple(steps), answer=str(a),
+                 start=int(start.group(1)), ops=tuple(ops),
+                 operands=tuple(operands), values=tuple(values),
+                 modulus=modulus)
