@@ -18,13 +18,13 @@ if not __package__:  # `python experiments/math_eval.py`: import as `-m` does.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments import launch
 from jaxreason.evals import math_eval
-from jaxreason.evals import report
+from jaxreason.evals import report as report_lib
 
 
-def show(result):
-  print(report.markdown(result))
+def report(result):
+  print(report_lib.markdown(result))
   print('files:', ', '.join(result['files'].values()))
 
 
 if __name__ == '__main__':
-  launch.run(math_eval.run, show)
+  launch.run(math_eval.run, report)
