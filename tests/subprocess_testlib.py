@@ -26,4 +26,7 @@ def metrics_rows(workdir) -> list[dict]:
   path = pathlib.Path(workdir) / 'metrics.jsonl'
   if not path.exists():
     return []
-  return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+  rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+  # Every row the metric writer leaves carries its step.
+  assert all('step' in r for r in rows), f'{path}: a row without a step'
+  return rows

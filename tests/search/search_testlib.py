@@ -37,6 +37,8 @@ class ScriptedGenerator:
     return [(len(p), float(len(p))) for p in prompts]
 
   def select(self, rows):
+    # Searches may only fork rows that exist.
+    assert all(0 <= i < len(self.rows) for i in rows), (rows, len(self.rows))
     self.rows = [list(self.rows[i]) for i in rows]
     for p, count in collections.Counter(r[0] for r in self.rows).items():
       self.max_rows[p] = max(self.max_rows[p], count)
@@ -92,6 +94,7 @@ class CountingVerifier:
     self.spent = collections.Counter()
 
   def judge(self, questions, steps):
+    assert len(questions) == len(steps), (len(questions), len(steps))
     out = self.inner.judge(questions, steps)
     for q in questions:
       self.spent[q] += self.per
