@@ -28,6 +28,8 @@ setup(
         'matplotlib',
         'math-verify',
         'sympy',
+        # SMT backend of the subgoal prover (jaxreason/prover).
+        'z3-solver',
     ],
     extras_require={
         # Parity tests use Hugging Face transformers on a CPU torch build.

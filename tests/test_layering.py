@@ -28,7 +28,7 @@ RANKS = {
     'rewards': 3,
     'train': 4,
     'sampling': 5,
-    'rl': 6, 'imitation': 6, 'verifiers': 6,
+    'rl': 6, 'imitation': 6, 'verifiers': 6, 'reasoning': 6, 'prover': 6,
     'search': 7,
     'evals': 8,
     'recipes': 9,
