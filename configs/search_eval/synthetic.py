@@ -9,8 +9,10 @@ r"""Test-time search on held-out synthetic problems: accuracy against N.
 Variants (comma-separated): '' (N = 1..16, oracle verifier), 'predicted'
 (compute-optimal bins from verifier scores instead of pass@1), 'lookahead'
 (beam search scores each step after one more greedy step), 'debug'.
-`verifier.kind`: 'oracle' (exact step checker, an upper bound) or 'none';
-learned verifiers register in `jaxreason.recipes.search_eval.VERIFIERS`.
+`verifier.kind`: 'oracle' (exact step checker, an upper bound), 'none',
+'prm' (a trained PRM or ORM: --config.verifier.path=runs/prm) or 'thinkprm'
+(--config.verifier.path=runs/thinkprm); more register in
+`jaxreason.recipes.search_eval.VERIFIERS`.
 """
 
 import ml_collections
@@ -23,7 +25,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config_defaults.policy_source(c)  # SFT workdir / HF folder, or random.
   c.data = config_defaults.synthetic_data(num_train=0, num_eval=200)
 
-  c.verifier = dict(kind='oracle', path='')
+  c.verifier = dict(kind='oracle', path='', batch_size=16, num_chains=1,
+                    max_chain_tokens=256, cache_size=1024)
   c.methods = ('greedy', 'majority', 'best_of_n', 'weighted_best_of_n',
                'beam_search', 'dvts')
   c.ns = (1, 2, 4, 8, 16)

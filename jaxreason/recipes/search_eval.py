@@ -48,6 +48,8 @@ from jaxreason.search.common import SearchResult
 from jaxreason.search.generator import LMGenerator
 from jaxreason.train import run_config
 from jaxreason.verifiers import OracleVerifier, Verifier
+from jaxreason.verifiers.reward_model import load_verifier
+from jaxreason.verifiers.thinkprm import ThinkPRM
 
 RESULTS_FILE = 'results.json'
 PLOT_FILE = 'scaling.png'
@@ -56,11 +58,37 @@ METHODS = ('greedy', 'majority', 'best_of_n', 'weighted_best_of_n',
 _SAMPLED = {'best_of_n': 'best', 'weighted_best_of_n': 'weighted',
             'majority': 'majority'}
 
+def _learned(cfg: Any, what: str) -> str:
+  if not cfg.get('path'):
+    raise ValueError(f'verifier.kind={cfg.kind!r} needs verifier.path: the '
+                     f'workdir of a trained {what}')
+  return cfg.path
+
+
+def _prm(cfg: Any, problems: list) -> Verifier:
+  del problems
+  return load_verifier(_learned(cfg, 'PRM / ORM (experiments/prm.py)'),
+                       batch_size=cfg.get('batch_size', 16))
+
+
+def _thinkprm(cfg: Any, problems: list) -> Verifier:
+  del problems
+  return ThinkPRM.from_policy(
+      _learned(cfg, 'ThinkPRM (experiments/thinkprm.py)'),
+      num_chains=cfg.get('num_chains', 1),
+      max_chain_tokens=cfg.get('max_chain_tokens', 256),
+      cache_size=cfg.get('cache_size', 1024),
+      batch_size=cfg.get('batch_size', 16))
+
+
 # verifier.kind -> factory(verifier config, problems) -> Verifier | None.
-# The PRM / ThinkPRM verifiers register here (loading from verifier.path).
 VERIFIERS: dict[str, Callable[[Any, list], Verifier | None]] = {
     'oracle': lambda cfg, problems: OracleVerifier(problems),
     'none': lambda cfg, problems: None,
+    # A recipes.prm workdir: a step-level PRM, or an ORM for objective
+    # 'orm' / 'ranking' (one score for the whole solution).
+    'prm': _prm,
+    'thinkprm': _thinkprm,
 }
 
 

@@ -22,7 +22,6 @@ from jaxreason.search import dvts
 from jaxreason.search.beam import beam_search
 from jaxreason.search.best_of_n import greedy
 from jaxreason.search.best_of_n import reselect
-from jaxreason.search.best_of_n import vote
 from jaxreason.search.budget import Budget
 from jaxreason.search.budget import forward_flops
 from jaxreason.search.budget import non_embedding_params

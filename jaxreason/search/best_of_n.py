@@ -10,46 +10,24 @@ among the finished samples:
               the aggregation asked for is the one used, whatever it is);
   'majority'  the most frequent answer (no verifier needed).
 
-Answers are grouped by their stripped text. (Grader-canonical grouping, so
-that `0.5` and `\\frac{1}{2}` are one vote, is `jaxreason.search.voting`;
-on the synthetic task every answer is already an integer string.) With no
-scored sample at all, 'best' and 'weighted' fall back to 'majority' and
-record it in `info['fallback']`.
+Votes count answers the grader calls equal as one (`jaxreason.search.voting`:
+`0.5`, `1/2` and `\\frac{1}{2}` are one vote). With no scored sample at all,
+'best' and 'weighted' fall back to 'majority' and record it in
+`info['fallback']`.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from typing import Sequence
 
 from jaxreason.data.synthetic import extract_boxed
-from jaxreason.search import common
+from jaxreason.search import common, voting
 from jaxreason.search.common import Candidate, SearchResult
 from jaxreason.search.generator import Generator
 from jaxreason.verifiers.base import Judgement, Verifier
 
 SELECTIONS = ('best', 'weighted', 'majority')
-
-
-def vote(answers: Sequence[str | None],
-         weights: Sequence[float | None] | None = None) -> str | None:
-  """The answer with the largest total weight (1 each if None); None ignored.
-
-  Ties go to the answer seen first. Unscored (None) weights count 0.
-  """
-  totals: dict[str, float] = collections.OrderedDict()
-  first: dict[str, str] = {}
-  weights = [1.0] * len(answers) if weights is None else weights
-  for a, w in zip(answers, weights):
-    if a is None:
-      continue
-    key = a.strip()
-    first.setdefault(key, a)
-    totals[key] = totals.get(key, 0.0) + (0.0 if w is None else float(w))
-  if not totals:
-    return None
-  return first[max(totals, key=totals.get)]
 
 
 def best_of_n(generator: Generator, verifier: Verifier | None,
@@ -97,11 +75,12 @@ def _choose(cands: list[Candidate], budget, select: str,
   if select == 'majority' or not scored:
     if select != 'majority' and done:
       info['fallback'] = 'majority (no finished candidate has a score)'
-    answer = vote([c.answer for c in done])
+    answer = voting.majority_vote([c.answer for c in done])
   elif select == 'best':
     answer = common.best_finished(cands)
   else:
-    answer = vote([c.answer for c in done], [c.score for c in done])
+    answer = voting.weighted_vote([c.answer for c in done],
+                                  [c.score for c in done])
   return SearchResult(METHODS[select], answer, cands, budget,
                       None if select == 'majority' else aggregation, info)
 

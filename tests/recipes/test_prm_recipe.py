@@ -1,4 +1,5 @@
-"""recipes/prm.py: the ranking objective trains, and the workdir loads back."""
+"""recipes/prm.py: the ranking objective trains, the workdir loads back, and
+search_eval uses it as its verifier (verifier.kind='prm')."""
 
 import json
 import pathlib
@@ -6,7 +7,7 @@ import pathlib
 import numpy as np
 
 from jaxreason.file_modules import load_config
-from jaxreason.recipes import prm
+from jaxreason.recipes import prm, search_eval
 from jaxreason.verifiers.reward_model import OutcomeRM, load_verifier
 from jaxreason.verifiers.prm import DiscriminativePRM
 
@@ -35,3 +36,13 @@ def test_ranking_scalar_run_and_reload(tmp_path):
   np.testing.assert_allclose(steps[0].step_scores[-1], js[0].step_scores[0],
                              rtol=1e-5)
   assert 'eval' not in result
+  # The trained ORM guides search: every sampled method is scored by it.
+  search = load_config(REPO / 'configs/search_eval/synthetic.py', 'debug')
+  search.verifier.kind, search.verifier.path = 'prm', str(tmp_path)
+  search.methods = ('best_of_n', 'beam_search')
+  search.ns = (2,)
+  out = search_eval.run(search, str(tmp_path / 'search'))
+  for method in search.methods:
+    rows = out['per_problem'][method]['2']
+    assert len(rows) == search.data.num_eval
+    assert all(r['budget']['verifier_tokens'] > 0 for r in rows), method

@@ -11,6 +11,7 @@ import pytest
 from jaxreason.data import synthetic
 from jaxreason.search import beam, best_of_n, dvts
 from jaxreason.search.budget import Budget
+from jaxreason.search.common import Candidate, SearchResult
 from jaxreason.verifiers import Judgement, OracleVerifier
 
 from search_testlib import CountingVerifier, ScriptedGenerator
@@ -183,13 +184,20 @@ def test_aggregation_is_the_one_asked_for_and_recorded():
       assert c.score == pytest.approx(np.mean(c.step_scores))
 
 
-def test_vote_handmade():
-  assert best_of_n.vote(['3', None, ' 4', '4', '3', '3']) == '3'
-  assert best_of_n.vote(['3', '4', '4'], [0.9, 0.2, 0.3]) == '3'
-  assert best_of_n.vote(['3', '4', '4'], [0.9, 0.5, 0.5]) == '4'
-  assert best_of_n.vote(['3', '4'], [None, 0.1]) == '4'
-  assert best_of_n.vote([None, None]) is None
-  assert best_of_n.vote(['1', '2']) == '1'  # Ties: first seen.
+def test_votes_group_grader_equal_answers():
+  """'1/2' and '0.5' are one answer to every vote (search.voting)."""
+  def cand(answer, score, finished=True):
+    return Candidate('', finished=finished, answer=answer, score=score,
+                     step_scores=(score,))
+  cands = [cand('3', 0.9), cand('1/2', 0.5), cand('0.5', 0.5),
+           cand('7', 5.0, finished=False)]  # Unfinished: never an answer.
+  result = SearchResult('best_of_n', None, cands, Budget(), 'last')
+  assert best_of_n.reselect(result, 'majority').answer == '1/2'
+  assert best_of_n.reselect(result, 'weighted').answer == '1/2'  # 1.0 > 0.9
+  assert best_of_n.reselect(result, 'best').answer == '3'
+  # Grouped by exact text only, '3' would win the weighted vote (0.9 > 0.5).
+  cands[1].answer = '2/3'
+  assert best_of_n.reselect(result, 'weighted').answer == '3'
 
 
 def test_reselect_reuses_the_samples():
