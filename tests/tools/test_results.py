@@ -1,6 +1,5 @@
-"""tools/results.py: README blocks rendered from JSON, provenance, reruns."""
+"""tools/results.py (results_lib, figures): README blocks from JSON, reruns."""
 
-import importlib.util
 import json
 import pathlib
 import sys
@@ -10,17 +9,9 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _load_tool(name):
-  # Registered in sys.modules: the tool defines dataclasses.
-  spec = importlib.util.spec_from_file_location(
-      f'tools_{name}', REPO / 'tools' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = module
-  spec.loader.exec_module(module)
-  return module
-
-
-results = _load_tool('results')
+sys.path.insert(0, str(REPO / 'tools'))
+import figures  # pylint: disable=g-import-not-at-top,wrong-import-position
+import results_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _block(name, body='stale text'):
@@ -30,8 +21,8 @@ def _block(name, body='stale text'):
 
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
-  monkeypatch.setattr(results, 'BENCH', tmp_path)
-  monkeypatch.setattr(results, 'REPO', tmp_path)
+  monkeypatch.setattr(results_lib, 'BENCH', tmp_path)
+  monkeypatch.setattr(results_lib, 'REPO', tmp_path)
   return tmp_path
 
 
@@ -48,7 +39,7 @@ def test_readme_block_is_regenerated_from_json(bench):
                      'command': 'python experiments/sft.py'}}))
   text = ('intro\n' + _block('quickstart_seeds') + '\nmiddle\n' +
           _block('policy_opt') + '\nend\n')
-  out, updated = results.render_readme(text)
+  out, updated = results_lib.render_readme(text, figures.RESULTS)
   assert updated == ['quickstart_seeds', 'policy_opt']
   assert 'stale text' not in out
   assert out.startswith('intro\n') and out.endswith('\nend\n')
@@ -60,7 +51,7 @@ def test_readme_block_is_regenerated_from_json(bench):
   # A figure with no JSON says how to measure it instead of inventing one.
   assert 'not measured yet: `python tools/results.py --only=policy_opt`' in out
   # Regenerating again changes nothing.
-  assert results.render_readme(out)[0] == out
+  assert results_lib.render_readme(out, figures.RESULTS)[0] == out
 
 
 def test_decode_bound_uses_the_fastest_read(bench):
@@ -73,7 +64,7 @@ def test_decode_bound_uses_the_fastest_read(bench):
       'bandwidth': {'rates_bytes_per_s': {'jax_sum': 20e9,
                                           'jax_matvec': 40e9}},
       'ratios': {'batch1': {'bandwidth_bound': {'bytes_per_token': 2e9}}}}}
-  table = results.render_decode(data)
+  table = figures.render_decode(data)
   # 10 tok/s x 2 GB / 40 GB/s (not the 20 GB/s of jnp.sum) = 50%.
   assert '(40.0 GB/s, the fastest read measured: jax_matvec' in table
   assert '| 50% | 25% |' in table
@@ -81,11 +72,11 @@ def test_decode_bound_uses_the_fastest_read(bench):
 
 
 def test_rerun_stamps_provenance(bench, monkeypatch):
-  monkeypatch.setattr(results, 'RUNS', bench / 'runs')
-  monkeypatch.setattr(results, 'REPO', REPO)  # A git checkout: a commit.
-  r = results.Result('toy', 'results_toy.json', ['python', 'toy.py'],
+  monkeypatch.setattr(results_lib, 'RUNS', bench / 'runs')
+  monkeypatch.setattr(results_lib, 'REPO', REPO)  # A git checkout: a commit.
+  r = results_lib.Result('toy', 'results_toy.json', ['python', 'toy.py'],
                      lambda r: {'value': 3}, lambda d: str(d['result']))
-  results.rerun(r)
+  results_lib.rerun(r)
   data = json.loads((bench / 'results_toy.json').read_text())
   assert data['result'] == {'value': 3}
   p = data['provenance']
@@ -98,4 +89,4 @@ def test_every_readme_block_names_a_known_figure():
   text = (REPO / 'README.md').read_text()
   names = {line.split(':')[1].split(' ')[0]
            for line in text.splitlines() if line.startswith('<!-- results:')}
-  assert names and names <= set(results.RESULTS), names - set(results.RESULTS)
+  assert names and names <= set(figures.RESULTS), names - set(figures.RESULTS)
