@@ -229,6 +229,108 @@ _GRPO_CMDS = [
      '--steps=5', '--lora', '--output=benchmarks/grpo_lora_cpu.json'],
 ]
 
+# Verifiers and test-time search on the quickstart model ----------------------
+
+_QS = f'{RUNS_REL}/quickstart_seed0'
+_PRM_CMD = [PY, 'experiments/prm.py', '--config=configs/prm/synthetic.py',
+            f'--workdir={RUNS_REL}/prm', f'--config.init_workdir={_QS}']
+_MATH_EVAL_CMDS = [
+    [PY, 'experiments/math_eval.py', '--config=configs/math_eval/synthetic.py',
+     f'--workdir={RUNS_REL}/math_eval_t{t}', f'--config.policy={_QS}',
+     '--config.num_problems=512', f'--config.temperature={t}']
+    for t in ('1.0', '0.6')]
+
+
+def _search_cmd(name: str, *flags: str) -> list[str]:
+  return [PY, 'experiments/search_eval.py',
+          '--config=configs/search_eval/synthetic.py',
+          f'--workdir={RUNS_REL}/{name}', f'--config.policy={_QS}', *flags]
+
+
+def _needs(*workdirs: str) -> None:
+  for w in workdirs:
+    if not (REPO / w).exists():
+      raise SystemExit(f'{w} is missing: rerun the figure that trains it '
+                       'first (python tools/results.py --list)')
+
+
+def _read(workdir: str, name: str) -> dict[str, Any]:
+  with open(REPO / workdir / name) as f:
+    return json.load(f)
+
+
+def measure_prm(r: Result) -> dict[str, Any]:
+  _needs(_QS)
+  run(r.command)
+  workdir = f'{RUNS_REL}/prm'
+  return {'processbench': _read(workdir, 'processbench_synthetic.json'),
+          'final_metrics': _read(workdir, 'result.json')['final_metrics']}
+
+
+def render_prm(data: dict[str, Any]) -> str:
+  pb = data['result']['processbench']
+  lines = [f"Threshold {pb['threshold']:.3f}, picked on `dev`; oracle F1 = "
+           'the best threshold for that subset (an upper bound only).', '',
+           '| subset | n err | n cor | acc err | acc cor | F1 | oracle F1 |',
+           '|---|---|---|---|---|---|---|']
+  for name, s in pb['subsets'].items():
+    lines.append(f"| {name} | {s['num_erroneous']} | {s['num_correct']} | "
+                 f"{100 * s['acc_erroneous']:.1f} | "
+                 f"{100 * s['acc_correct']:.1f} | {100 * s['f1']:.1f} | "
+                 f"{100 * s['oracle_f1']:.1f} |")
+  return '\n'.join(lines)
+
+
+def _measure_search(workdir_name: str, *needs: str):
+  def measure(r: Result) -> dict[str, Any]:
+    _needs(_QS, *needs)
+    run(r.command)
+    res = _read(f'{RUNS_REL}/{workdir_name}', 'results.json')
+    shutil.copyfile(RUNS / workdir_name / 'scaling.png',
+                    REPO / 'docs' / 'figures' / f'{workdir_name}.png')
+    return {k: res[k] for k in ('num_problems', 'seconds', 'summary',
+                                'compute_optimal')}
+  return measure
+
+
+def render_search(data: dict[str, Any]) -> str:
+  sys.path.insert(0, str(REPO))
+  from jaxreason.recipes import search_eval  # pylint: disable=g-import-not-at-top
+  d = data['result']
+  return (f"{d['num_problems']} held-out problems, accuracy (mean generated "
+          'tokens per problem):\n\n' +
+          search_eval.markdown(d['summary'], d['compute_optimal']).strip())
+
+
+def _measure_math_eval(r: Result) -> dict[str, Any]:
+  del r
+  _needs(_QS)
+  out = {}
+  for command in _MATH_EVAL_CMDS:
+    run(command)
+    t = command[-1].split('=')[1]
+    out[t] = _read(command[3].split('=')[1], 'results.json')['curve']
+  return out
+
+
+def render_math_eval(data: dict[str, Any]) -> str:
+  temps = list(data['result'])
+  head = ' | '.join(f'T={t} pass@n | maj@n (95% CI) | avg@n' for t in temps)
+  lines = [f'| n | {head} | tokens / problem | FLOPs / problem |',
+           '|---|' + '---|' * (3 * len(temps) + 2)]
+  curves = [data['result'][t] for t in temps]
+  for rows in zip(*curves):
+    cells = []
+    for c in rows:
+      lo, hi = c['maj_ci95']
+      cells += [f"{100 * c['pass']:.1f}",
+                f"{100 * c['maj']:.1f} ({100 * lo:.1f}-{100 * hi:.1f})",
+                f"{100 * c['avg']:.1f}"]
+    lines.append(f"| {rows[0]['n']} | {' | '.join(cells)} | "
+                 f"{rows[0]['tokens']:.0f} | {rows[0]['flops']:.1e} |")
+  return '\n'.join(lines)
+
+
 RESULTS = {r.name: r for r in [
     Result('quickstart', 'results_quickstart.json',
            [PY, 'experiments/sft.py', '--config=configs/sft/synthetic.py',
@@ -274,4 +376,18 @@ RESULTS = {r.name: r for r in [
             '--output=benchmarks/world_model_aime_config_cpu.json'],
            measure_tool_json, render_world_model,
            legacy=('world_model_aime_config_cpu.json',)),
+    Result('math_eval', 'results_math_eval.json',
+           _MATH_EVAL_CMDS[0] + ['&&'] + _MATH_EVAL_CMDS[1],
+           _measure_math_eval, render_math_eval,
+           workdirs=('math_eval_t1.0', 'math_eval_t0.6')),
+    Result('prm', 'results_prm.json', _PRM_CMD, measure_prm, render_prm,
+           workdirs=('prm',)),
+    Result('search_oracle', 'results_search_oracle.json',
+           _search_cmd('search_oracle'), _measure_search('search_oracle'),
+           render_search, workdirs=('search_oracle',)),
+    Result('search_prm', 'results_search_prm.json',
+           _search_cmd('search_prm', '--config.verifier.kind=prm',
+                       f'--config.verifier.path={RUNS_REL}/prm'),
+           _measure_search('search_prm', f'{RUNS_REL}/prm'), render_search,
+           workdirs=('search_prm',)),
 ]}
