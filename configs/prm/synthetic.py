@@ -14,7 +14,9 @@ group), 'all_steps' (BCE on every step, those after the first error labelled
 0; with lr 1e-3 this collapsed to a constant score), 'first_error' (the
 default, kept for old command lines),
 'rollout' (Math-Shepherd labels: 8 rollouts per prefix from the initial
-policy, hard), 'few' (label_fraction 0.01), 'debug' (a random tiny model,
+policy, hard), 'few' (label_fraction 0.01), 'policy' (the solutions are 4
+samples per question of the initial policy, labelled by the exact step
+checker: the errors the PRM must catch in best-of-N), 'debug' (a random tiny model,
 seconds). `init_workdir` (an SFT workdir) gives the starting LM; empty: a
 random `model`. See jaxreason/recipes/prm.py.
 """
@@ -24,7 +26,7 @@ import ml_collections
 from jaxreason import config_defaults
 
 VARIANTS = ('debug', 'scalar', 'token', 'orm', 'ranking', 'first_error',
-            'all_steps', 'rollout', 'few')
+            'all_steps', 'rollout', 'few', 'policy')
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
@@ -41,7 +43,12 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.max_len = 192  # Prompt + steps; later steps are dropped.
 
   c.data = dict(task=config_defaults.synthetic_task(), num_train=4096,
-                group_size=4, flawed_prob=0.6, label_fraction=1.0, seed=0)
+                group_size=4, flawed_prob=0.6, label_fraction=1.0, seed=0,
+                # 'flawed' (reference + injected errors) or 'policy'
+                # (samples of init_workdir's policy, checker labels).
+                solutions='flawed',
+                sample=dict(temperature=1.0, max_new_tokens=64,
+                            batch_prompts=256))
   # Math-Shepherd labels from the initial policy (n=0: gold labels).
   c.rollout = dict(n=0, kind='hard', max_new_tokens=48, temperature=1.0)
 
@@ -76,6 +83,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
     c.rollout.n = 8
   if 'few' in variants:
     c.data.label_fraction = 0.01
+  if 'policy' in variants:
+    c.data.solutions = 'policy'
   if 'debug' in variants:
     c.model = config_defaults.tiny_model()
     c.data.num_train = 16
@@ -88,4 +97,5 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
     c.eval.update(num=8, batch_size=8)
     if c.rollout.n:
       c.rollout.update(n=2, max_new_tokens=4)
+    c.data.sample.update(max_new_tokens=8, batch_prompts=8)
   return c

@@ -9,6 +9,8 @@ Math-Shepherd labels). So the steps after the first wrong one are labelled
 Sources:
   synthetic_examples   the arithmetic task: reference solutions (all 1) and
                        `make_flawed_solution`s with a known first wrong step.
+  checked_example      any solution text of the arithmetic task (e.g. a
+                       policy sample) labelled by the exact step checker.
   read_prm800k         PRM800K JSONL (`question.problem`,
                        `label.steps[].completions[].rating` in {-1, 0, +1},
                        `label.steps[].chosen_completion`,
@@ -113,6 +115,31 @@ def synthetic_examples(problems: Sequence[synthetic.Problem], *,
       out.append(synthetic_example(p, rng, bool(f), group=g,
                                    id_=f'synthetic-{g}-{j}'))
   return out
+
+
+def checked_example(problem: synthetic.Problem, solution_text: str,
+                    group: int = 0, id_: str = '') -> StepExample:
+  """A solution someone wrote (e.g. a policy sample), labelled by the task's
+  exact step checker (`check_solution`), as PRM800K's raters label samples.
+
+  Every block of the text is a step, the `\\boxed{}` block included: it is
+  right when every step before it is, the solution has the problem's number
+  of steps, and the boxed answer is right. Steps from the first wrong block
+  on are labelled 0.
+  """
+  blocks = tuple(synthetic.split_steps(solution_text))
+  check = synthetic.check_solution(problem, solution_text)
+  ok = []
+  for i, block in enumerate(blocks):
+    if block.startswith('\\boxed{'):
+      ok.append(all(ok) and i == problem.num_steps and check.answer_correct)
+    else:
+      ok.append(i < problem.num_steps and check.step_correct[i])
+  first = ok.index(False) if False in ok else -1
+  return StepExample(question=synthetic.format_prompt(problem).rstrip('\n'),
+                     steps=blocks, labels=prefix_labels(len(blocks), first),
+                     answer_correct=check.answer_correct, group=group,
+                     id=id_, first_wrong_step=first)
 
 
 # PRM800K ---------------------------------------------------------------------

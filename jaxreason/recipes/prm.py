@@ -22,8 +22,12 @@ separator; `first_error_only` drops the steps after the first wrong one),
 'ranking' (Qwen2.5-Math `ranking_loss` within each question's group).
 
 Data: `data.num_train` held-in synthetic questions with `data.group_size`
-solutions each (the reference one, at least one with an injected error of
-known first wrong step, the rest flawed with `data.flawed_prob`);
+solutions each. `data.solutions='flawed'`: the reference one, at least one
+with an injected error of known first wrong step, the rest flawed with
+`data.flawed_prob`. 'policy': samples of the initial policy
+(`data.sample`), labelled by the task's exact step checker, as PRM800K
+labels a policy's samples, so the PRM sees the errors it must catch at test
+time;
 `data.label_fraction` keeps that share of the questions (at least one), for
 label-efficiency comparisons. `rollout.n > 0` replaces the gold labels by
 Math-Shepherd rollout labels from the initial policy
@@ -44,13 +48,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxreason.data import sources, step_labels
+from jaxreason.data import sources, step_labels, synthetic
 from jaxreason.evals import processbench
 from jaxreason.losses import reward as reward_losses
 from jaxreason.models.heads import init_reward_params
 from jaxreason.rewards import task_rewards
 from jaxreason.sampling.policy import load_policy
-from jaxreason.sampling.sampler import bucket
+from jaxreason.sampling.sampler import Sampler, bucket
 from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import optim, plots, run_config, run_context
@@ -71,6 +75,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if not 0.0 < config.data.label_fraction <= 1.0:
     raise ValueError(f'data.label_fraction={config.data.label_fraction} '
                      'must be in (0, 1]')
+  if config.data.solutions not in ('flawed', 'policy'):
+    raise ValueError(f'data.solutions={config.data.solutions!r}: expected '
+                     "'flawed' or 'policy'")
   if config.data.group_size < 2 and config.objective == 'ranking':
     raise ValueError('ranking needs data.group_size >= 2')
 
@@ -98,19 +105,56 @@ def make_loss_fn(model, config: ml_collections.ConfigDict):
   return loss_fn
 
 
-def build_examples(config: ml_collections.ConfigDict
+def build_examples(config: ml_collections.ConfigDict, sample_fn=None
                    ) -> list[step_labels.StepExample]:
-  """Grouped synthetic examples, a `label_fraction` share of the questions."""
+  """Grouped synthetic examples, a `label_fraction` share of the questions.
+
+  `sample_fn(prompts, n) -> n texts per prompt` writes the solutions when
+  `data.solutions == 'policy'`.
+  """
   d = config.data
   problems = sources.train_problems(d.task, int(d.num_train), int(d.seed))
   keep = max(1, int(round(d.label_fraction * len(problems))))
   order = np.random.default_rng([int(d.seed), 7]).permutation(len(problems))
   problems = [problems[i] for i in sorted(order[:keep])]
-  logging.info('PRM data: %d questions (label_fraction %.3f) x %d solutions',
-               len(problems), d.label_fraction, d.group_size)
-  return step_labels.synthetic_examples(
-      problems, group_size=int(d.group_size),
-      flawed_prob=float(d.flawed_prob), seed=int(d.seed))
+  logging.info('PRM data: %d questions (label_fraction %.3f) x %d %s '
+               'solutions', len(problems), d.label_fraction, d.group_size,
+               d.solutions)
+  if d.solutions == 'flawed':
+    return step_labels.synthetic_examples(
+        problems, group_size=int(d.group_size),
+        flawed_prob=float(d.flawed_prob), seed=int(d.seed))
+  texts = sample_fn([synthetic.format_prompt(p) for p in problems],
+                    int(d.group_size))
+  examples = [step_labels.checked_example(p, t, group=g,
+                                          id_=f'policy-{g}-{j}')
+              for g, (p, ts) in enumerate(zip(problems, texts))
+              for j, t in enumerate(ts)]
+  logging.info('Policy samples: %.3f answer-correct, %.3f of steps labelled '
+               'correct', np.mean([e.answer_correct for e in examples]),
+               np.mean(np.concatenate([e.labels for e in examples])))
+  return examples
+
+
+def policy_sampler(config, params, model_cfg, tokenizer):
+  """sample_fn for build_examples: `data.sample` settings, shared prefill."""
+  s = config.data.sample
+  sampler = Sampler(model_cfg, cache_size=int(config.max_len),
+                    tokenizer=tokenizer)
+  add_bos = tokenizer.bos_id is not None
+
+  def sample_fn(prompts, n):
+    out = []
+    for b in range(0, len(prompts), int(s.batch_prompts)):
+      ids = [tokenizer.encode(t, add_bos=add_bos)
+             for t in prompts[b:b + int(s.batch_prompts)]]
+      comps = sampler.generate(params, ids, n=n, rng=config.seed + b,
+                               max_new_tokens=int(s.max_new_tokens),
+                               temperature=float(s.temperature))
+      out += [[c.text for c in cs] for cs in comps]
+    return out
+
+  return sample_fn
 
 
 def relabel_with_rollouts(config, examples, params, model_cfg, tokenizer):
@@ -172,12 +216,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   model = make_reward_model(model_cfg, config.head, tokenizer)
 
   # Data: grouped examples, encoded once.
-  examples = build_examples(config)
+  if policy_params is None and (config.rollout.n > 0 or
+                                 config.data.solutions == 'policy'):
+    logging.warning('samples from a random policy (debug only)')
+    policy_params = init_reward_params(model,
+                                       jax.random.key(config.seed))['lm']
+  sample_fn = None
+  if config.data.solutions == 'policy':
+    sample_fn = policy_sampler(config, jax.device_get(policy_params),
+                               model_cfg, tokenizer)
+  examples = build_examples(config, sample_fn)
   if config.rollout.n > 0:
-    if policy_params is None:
-      logging.warning('rollout labels from a random policy (debug only)')
-      policy_params = init_reward_params(model,
-                                         jax.random.key(config.seed))['lm']
     examples = relabel_with_rollouts(config, examples,
                                      jax.device_get(policy_params),
                                      model_cfg, tokenizer)

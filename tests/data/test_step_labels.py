@@ -53,6 +53,31 @@ def test_synthetic_examples_have_prefix_labels():
     assert firsts == {True, False}
 
 
+def test_checked_example_labels_policy_style_samples():
+  from jaxreason.data import synthetic  # pylint: disable=g-import-not-at-top
+  p = synthetic.parse_question(
+      'Start at 8. Subtract 5, add 3, multiply by 2. Answer mod 10.')
+  assert p is not None and p.num_steps == 3
+  cases = {  # text -> (labels written by hand, answer correct)
+      '8-5=3\n\n3+3=6\n\n6*2=2\n\n\\boxed{2}': ((1, 1, 1, 1), True),
+      '8-5=3\n\n3+3=7\n\n7*2=4\n\n\\boxed{4}': ((1, 0, 0, 0), False),
+      # Arithmetic right but from a wrong input: wrong from step 1 on.
+      '8-5=3\n\n4+3=7\n\n7*2=4\n\n\\boxed{4}': ((1, 0, 0, 0), False),
+      # A step missing: the box comes too early.
+      '8-5=3\n\n3+3=6\n\n\\boxed{6}': ((1, 1, 0), False),
+      # Right steps, wrong box.
+      '8-5=3\n\n3+3=6\n\n6*2=2\n\n\\boxed{3}': ((1, 1, 1, 0), False),
+      # Unfinished (no box): the steps it has are judged.
+      '8-5=3\n\n3+3=6': ((1, 1), False),
+  }
+  for text, (labels, ok) in cases.items():
+    e = step_labels.checked_example(p, text, group=3, id_='x')
+    assert e.labels == tuple(float(v) for v in labels), text
+    assert e.answer_correct == ok and e.group == 3
+    assert e.first_wrong_step == (labels.index(0) if 0 in labels else -1)
+    assert e.steps == tuple(text.split('\n\n'))
+
+
 def _step(texts_ratings, chosen):
   return {'completions': [{'text': t, 'rating': r} for t, r in texts_ratings],
           'human_completion': None, 'chosen_completion': chosen}

@@ -46,3 +46,15 @@ def test_ranking_scalar_run_and_reload(tmp_path):
     rows = out['per_problem'][method]['2']
     assert len(rows) == search.data.num_eval
     assert all(r['budget']['verifier_tokens'] > 0 for r in rows), method
+
+
+def test_policy_samples_variant(tmp_path):
+  """data.solutions='policy': the solutions are the initial policy's samples,
+  labelled by the exact checker (a random tiny policy here)."""
+  config = load_config(REPO / 'configs/prm/synthetic.py', 'debug,policy')
+  config.eval.num = 0
+  config.data.num_train = 4
+  result = prm.train(config, str(tmp_path))
+  assert result['num_examples'] == 4 * config.data.group_size
+  rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]
+  assert rows and all(np.isfinite(r['loss']) for r in rows)
