@@ -232,8 +232,10 @@ _GRPO_CMDS = [
 # Verifiers and test-time search on the quickstart model ----------------------
 
 _QS = f'{RUNS_REL}/quickstart_seed0'
-_PRM_CMD = [PY, 'experiments/prm.py', '--config=configs/prm/synthetic.py',
-            f'--workdir={RUNS_REL}/prm', f'--config.init_workdir={_QS}']
+def _prm_cmd(name: str, variant: str = '') -> list[str]:
+  return [PY, 'experiments/prm.py',
+          f'--config=configs/prm/synthetic.py{variant}',
+          f'--workdir={RUNS_REL}/{name}', f'--config.init_workdir={_QS}']
 _MATH_EVAL_CMDS = [
     [PY, 'experiments/math_eval.py', '--config=configs/math_eval/synthetic.py',
      f'--workdir={RUNS_REL}/math_eval_t{t}', f'--config.policy={_QS}',
@@ -259,12 +261,14 @@ def _read(workdir: str, name: str) -> dict[str, Any]:
     return json.load(f)
 
 
-def measure_prm(r: Result) -> dict[str, Any]:
-  _needs(_QS)
-  run(r.command)
-  workdir = f'{RUNS_REL}/prm'
-  return {'processbench': _read(workdir, 'processbench_synthetic.json'),
-          'final_metrics': _read(workdir, 'result.json')['final_metrics']}
+def _measure_prm(name: str):
+  def measure(r: Result) -> dict[str, Any]:
+    _needs(_QS)
+    run(r.command)
+    workdir = f'{RUNS_REL}/{name}'
+    return {'processbench': _read(workdir, 'processbench_synthetic.json'),
+            'final_metrics': _read(workdir, 'result.json')['final_metrics']}
+  return measure
 
 
 def render_prm(data: dict[str, Any]) -> str:
@@ -380,8 +384,11 @@ RESULTS = {r.name: r for r in [
            _MATH_EVAL_CMDS[0] + ['&&'] + _MATH_EVAL_CMDS[1],
            _measure_math_eval, render_math_eval,
            workdirs=('math_eval_t1.0', 'math_eval_t0.6')),
-    Result('prm', 'results_prm.json', _PRM_CMD, measure_prm, render_prm,
-           workdirs=('prm',)),
+    Result('prm', 'results_prm.json', _prm_cmd('prm'), _measure_prm('prm'),
+           render_prm, workdirs=('prm',)),
+    Result('prm_policy', 'results_prm_policy.json',
+           _prm_cmd('prm_policy', ':policy'), _measure_prm('prm_policy'),
+           render_prm, workdirs=('prm_policy',)),
     Result('search_oracle', 'results_search_oracle.json',
            _search_cmd('search_oracle'), _measure_search('search_oracle'),
            render_search, workdirs=('search_oracle',)),
@@ -390,4 +397,9 @@ RESULTS = {r.name: r for r in [
                        f'--config.verifier.path={RUNS_REL}/prm'),
            _measure_search('search_prm', f'{RUNS_REL}/prm'), render_search,
            workdirs=('search_prm',)),
+    Result('search_prm_policy', 'results_search_prm_policy.json',
+           _search_cmd('search_prm_policy', '--config.verifier.kind=prm',
+                       f'--config.verifier.path={RUNS_REL}/prm_policy'),
+           _measure_search('search_prm_policy', f'{RUNS_REL}/prm_policy'),
+           render_search, workdirs=('search_prm_policy',)),
 ]}
