@@ -215,6 +215,9 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
     err += f'sandbox ({isolation}) setup failed: {report["setup_error"]}\n'.encode()
   else:
     status, exit_code = _classify(report, err)
+  if report.get('process_limit'):
+    err += (f'sandbox: more than {max_procs} processes; all were '
+            'killed\n').encode()
   if timed_out:
     status = 'timeout'
   elif over:

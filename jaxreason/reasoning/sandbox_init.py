@@ -136,6 +136,32 @@ def kill_descendants():
       time.sleep(0.005)
 
 
+def wait_for(pid, cfg):
+  """Reaps children until `pid` exits: (its wait status, process limit hit).
+
+  In a pid namespace it also counts the namespace's processes every few ms
+  and kills them all past cfg['max_procs']: RLIMIT_NPROC does not bind a
+  caller whose real uid is 0 (the kernel exempts root's user_struct even
+  inside a user namespace), so this watchdog is the process limit there.
+  """
+  watch = cfg['isolation'] in ('unshare', 'bubblewrap')
+  limit_hit = False
+  while True:
+    try:
+      done, status = os.waitpid(-1, os.WNOHANG if watch else 0)
+    except InterruptedError:
+      continue
+    if done == pid:
+      return status, limit_hit
+    if done:
+      continue  # Reaped an orphan; more may be waiting.
+    procs = sum(1 for name in os.listdir('/proc') if name.isdigit())
+    if not limit_hit and procs - 1 > cfg['max_procs']:
+      limit_hit = True
+      os.kill(-1, signal.SIGKILL)  # Everything in the namespace but us.
+    time.sleep(0.005)
+
+
 def main():
   cfg = json.loads(sys.argv[1])
   status_fd = cfg['status_fd']
@@ -177,17 +203,11 @@ def main():
   # The pipes to the caller stay only with the program and its children.
   os.dup2(devnull, 1)
   os.dup2(devnull, 2)
-  while True:
-    try:
-      done, status = os.waitpid(-1, 0)
-    except InterruptedError:
-      continue
-    if done == pid:
-      break
+  status, limit_hit = wait_for(pid, cfg)
   if os.WIFSIGNALED(status):
-    report(signal=os.WTERMSIG(status))
+    report(signal=os.WTERMSIG(status), process_limit=limit_hit)
   else:
-    report(exit=os.WEXITSTATUS(status))
+    report(exit=os.WEXITSTATUS(status), process_limit=limit_hit)
   os.close(status_fd)
   if cfg['isolation'] == 'rlimit':
     kill_descendants()
