@@ -9,10 +9,14 @@ Each call starts `sandbox_init.py` in a fresh process tree, isolated by the
 strongest mechanism the machine offers (detected once, `detect_isolation()`):
 
   'unshare'     util-linux unshare: new user, network, pid and mount
-                namespaces; every mount read-only, the work directory a
-                size-limited tmpfs, no capabilities, only loopback network.
+                namespaces; the caller's home, /tmp, /var/tmp, /dev/shm
+                hidden under empty tmpfs (the Python installation bound
+                back), every mount read-only, the work directory a
+                size-limited tmpfs, no capabilities, no network interface
+                but a down loopback.
   'bubblewrap'  bwrap (used when unprivileged namespaces are off but a setuid
-                bwrap is installed): the same namespaces, / bound read-only.
+                bwrap is installed): the same namespaces and hiding, /
+                bound read-only.
   'rlimit'      weaker fallback: resource limits, a new session, a child
                 subreaper, an empty environment; NO network or filesystem
                 isolation (see docs/sandbox.md).
@@ -82,6 +86,23 @@ def _env(work: str) -> dict[str, str]:
   }
 
 
+def _hidden() -> list[str]:
+  """Directories replaced by an empty tmpfs inside the sandbox."""
+  dirs = ['/root', '/home', '/tmp', '/var/tmp', '/dev/shm', '/run/user',
+          os.path.expanduser('~')]
+  dirs = sorted({os.path.realpath(d) for d in dirs if os.path.isdir(d)})
+  # A directory under another hidden one is gone already.
+  return [d for d in dirs
+          if not any(d.startswith(p.rstrip('/') + '/') for p in dirs)]
+
+
+def _kept() -> list[str]:
+  """The Python installation the program runs on, hidden or not."""
+  paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+           os.path.dirname(os.path.realpath(sys.executable))]
+  return sorted({os.path.realpath(p) for p in paths})
+
+
 def _prefix(isolation: str, work: str) -> list[str]:
   """The command that wraps the init process for one isolation level."""
   if isolation == 'unshare':
@@ -92,7 +113,9 @@ def _prefix(isolation: str, work: str) -> list[str]:
     return [shutil.which('bwrap') or 'bwrap', '--unshare-all',
             '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
             '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc',
-            '--tmpfs', '/tmp', '--bind', work, work, '--chdir', work, '--']
+            *[a for d in _hidden() for a in ('--tmpfs', d)],
+            *[a for p in _kept() for a in ('--ro-bind', p, p)],
+            '--bind', work, work, '--chdir', work, '--']
   if isolation == 'rlimit':
     return []
   raise ValueError(f'isolation={isolation!r}: expected one of {ISOLATIONS}')
@@ -180,7 +203,7 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
       'env': _env(work), 'cpu_s': int(math.ceil(timeout_s)),
       'memory_bytes': int(memory_mb) << 20, 'max_procs': int(max_procs),
       'file_bytes': int(disk_mb) << 20, 'max_files': 256,
-      'disk_mb': int(disk_mb),
+      'disk_mb': int(disk_mb), 'hide': _hidden(), 'keep': _kept(),
   }
   status_r, status_w = os.pipe()
   cfg['status_fd'] = status_w

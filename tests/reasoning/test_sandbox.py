@@ -26,9 +26,11 @@ MARK = 'sbxmark' + uuid.uuid4().hex[:12]  # In the cmdline of spawned children.
 SECRET = 'hunter2-' + uuid.uuid4().hex
 TIMEOUT_S = 2.0
 SLACK_S = 20.0
+THIS_FILE = pathlib.Path(__file__).read_bytes()
 
 # name: (code, expected statuses, needs namespaces). The code is formatted
-# with {mark} and {sentinel} (a file outside the sandbox).
+# with {mark}, {sentinel} (a file outside the sandbox, under /tmp), {port}
+# (a port the test process listens on) and {repo_file} (this file).
 PROGRAMS = {
     'hello': ('print(sum(range(10)))', {'ok'}, False),
     'syntax_error': ('def f(:\n  pass', {'error'}, False),
@@ -82,8 +84,18 @@ PROGRAMS = {
                        {'error'}, True),
     'remount_rw': ('import subprocess\nr = subprocess.run(["sh", "-c", '
                    '"mount -o remount,rw / ; unshare -rm sh -c \\"mount -o '
-                   'remount,rw /; echo x > {sentinel}\\""])\n'
-                   'open({sentinel!r}, "w").write("pwned")', {'error'}, True),
+                   'remount,rw /; echo x >> {repo_file}\\""])\n'
+                   'open({repo_file!r}, "a").write("pwned")', {'error'}, True),
+    'nested_namespace': ('import ctypes\n'
+                         'libc = ctypes.CDLL(None, use_errno=True)\n'
+                         'CLONE_NEWUSER, CLONE_NEWNS = 0x10000000, 0x20000\n'
+                         'assert libc.unshare(CLONE_NEWUSER | CLONE_NEWNS)'
+                         ' != 0, "made a user namespace"', {'ok'}, True),
+    'write_repo': ('open({repo_file!r}, "a").write("pwned")', {'error'},
+                   True),
+    'delete_repo': ('import os; os.remove({repo_file!r})', {'error'}, True),
+    'see_outside': ('import os\nprint(os.path.exists({sentinel!r}), '
+                    'os.listdir("/tmp"))', {'ok'}, True),
     'read_environment': (textwrap.dedent('''\
         import os
         found = [k for k, v in os.environ.items() if "hunter2" in v]
@@ -156,7 +168,8 @@ def results(outside):
 
   def one(name):
     code = PROGRAMS[name][0].format(
-        mark=MARK, sentinel=str(sentinel), port=listener.getsockname()[1])
+        mark=MARK, sentinel=str(sentinel), port=listener.getsockname()[1],
+        repo_file=__file__)
     # Programs that end by themselves get time to spare on a loaded machine.
     timeout_s = TIMEOUT_S if 'timeout' in PROGRAMS[name][1] else SLACK_S
     return run_python(code, timeout_s=timeout_s, memory_mb=256,
@@ -213,6 +226,10 @@ def test_no_process_survives(results):
 def test_caller_is_untouched(results, outside):
   _, sentinel, listener = outside
   assert sentinel.read_text() == 'untouched'
+  assert pathlib.Path(__file__).read_bytes() == THIS_FILE
+  if 'see_outside' in results:  # /tmp of the sandbox holds only its own dir.
+    out = results['see_outside'].stdout
+    assert out.startswith("False ['jaxreason-sandbox-"), out
   assert 'JAXREASON_SANDBOX_SECRET' not in os.environ  # Restored by fixture.
   if 'read_environment' in results:
     out = results['read_environment'].stdout
@@ -266,7 +283,8 @@ def test_disk_limit():
                                   'huge_stdout', 'syntax_error', 'daemon',
                                   'kill_self'])
 def test_rlimit_fallback(name):
-  code = PROGRAMS[name][0].format(mark=MARK + 'rl', sentinel='', port=0)
+  code = PROGRAMS[name][0].format(mark=MARK + 'rl', sentinel='', port=0,
+                                  repo_file='')
   os.environ['JAXREASON_SANDBOX_SECRET'] = SECRET
   try:
     r = run_python(code + '\nimport os\nassert "JAXREASON_SANDBOX_SECRET" '
