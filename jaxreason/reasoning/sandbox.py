@@ -53,6 +53,8 @@ import sys
 import tempfile
 import time
 
+from absl import logging
+
 STATUSES = ('ok', 'error', 'timeout', 'memory', 'output_limit', 'killed')
 ISOLATIONS = ('unshare', 'bubblewrap', 'rlimit')
 INIT = pathlib.Path(__file__).with_name('sandbox_init.py')
@@ -132,6 +134,12 @@ def detect_isolation() -> str:
                    isolation=level)
     if r.status == 'ok' and r.stdout == '42\n':
       return level
+    logging.warning('sandbox: %s is installed but failed: %s %s', exe,
+                    r.status, r.stderr[-500:])
+  logging.warning(
+      'sandbox: no namespaces (unshare or bwrap); falling back to isolation '
+      "'rlimit', which does not isolate the network or the filesystem%s",
+      ' and runs programs as root' if os.geteuid() == 0 else '')
   return 'rlimit'
 
 
@@ -219,7 +227,8 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
     finally:
       os.close(status_w)
     try:
-      proc.stdin.write(code.encode('utf-8', 'surrogateescape'))
+      # Lone surrogates pass through and fail to decode: a SyntaxError.
+      proc.stdin.write(code.encode('utf-8', 'surrogatepass'))
       proc.stdin.close()
     except (BrokenPipeError, OSError):
       pass

@@ -320,3 +320,18 @@ def test_bubblewrap_command_isolates():
   assert argv[i + 1:i + 3] == ['/', '/']
   assert argv[argv.index('--cap-drop') + 1] == 'ALL'
   assert sys.executable not in argv  # The init command follows the prefix.
+
+
+@pytest.mark.parametrize('code, status, needle', [
+    ('', 'ok', ''),
+    ('print("\\ud800")', 'error', 'UnicodeEncodeError'),  # Printed surrogate.
+    ('x = "\ud800"', 'error', 'SyntaxError'),  # A lone surrogate in source.
+    ('print(1)\x00', 'error', 'SyntaxError'),
+    ('print("é ✓")', 'ok', ''),
+])
+def test_odd_source_text_never_raises(code, status, needle):
+  r = run_python(code, timeout_s=SLACK_S)
+  assert r.status == status, r
+  assert needle in r.stderr, r
+  if code.startswith('print("é'):
+    assert r.stdout == 'é ✓\n'
