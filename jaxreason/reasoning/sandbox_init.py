@@ -135,7 +135,7 @@ def _uid_processes():
 def set_limits(cfg):
   cpu = cfg['cpu_s']
   nproc = cfg['max_procs']
-  if cfg['isolation'] == 'rlimit':
+  if cfg['isolation'] == 'rlimit' and os.getuid() != 0:
     # RLIMIT_NPROC counts every process of the real uid (root is exempt).
     nproc += _uid_processes()
   for name, soft, hard in [
