@@ -167,10 +167,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _remove(path: str) -> None:
-  def force(func, p, _):
+  def force(func, p, _):  # A program may chmod its files; never follow links.
     try:
       os.chmod(os.path.dirname(p), 0o700)
-      os.chmod(p, 0o700)
+      if not os.path.islink(p):
+        os.chmod(p, 0o700)
       func(p)
     except OSError:
       pass

@@ -96,6 +96,13 @@ PROGRAMS = {
     'delete_repo': ('import os; os.remove({repo_file!r})', {'error'}, True),
     'see_outside': ('import os\nprint(os.path.exists({sentinel!r}), '
                     'os.listdir("/tmp"))', {'ok'}, True),
+    'ptrace_init': ('import ctypes\n'
+                    'libc = ctypes.CDLL(None, use_errno=True)\n'
+                    'assert libc.ptrace(16, 1, 0, 0) != 0, "attached"\n'
+                    'open("/proc/1/mem", "rb").read(1)', {'error'}, True),
+    'symlink_out': ('import os\nos.symlink({repo_file!r}, "link")\n'
+                    'os.chmod(".", 0)\nopen("link", "a").write("pwned")',
+                    {'error'}, False),
     'read_environment': (textwrap.dedent('''\
         import os
         found = [k for k, v in os.environ.items() if "hunter2" in v]
@@ -335,3 +342,22 @@ def test_odd_source_text_never_raises(code, status, needle):
   assert needle in r.stderr, r
   if code.startswith('print("é'):
     assert r.stdout == 'é ✓\n'
+
+
+def test_large_program():
+  code = 'x = 0\n' + 'x += 1\n' * 200_000 + 'print(x)'  # ~1.4 MB of source.
+  r = run_python(code, timeout_s=SLACK_S, memory_mb=1024)
+  assert (r.status, r.stdout) == ('ok', '200000\n'), r
+
+
+def test_cleanup_removes_the_work_dir_and_follows_no_link(tmp_path):
+  target = tmp_path / 'target.txt'
+  target.write_text('keep')
+  target.chmod(0o640)
+  code = (f'import os\nos.symlink({str(target)!r}, "link")\n'
+          'os.mkdir("d")\nopen("d/f", "w").write("x")\nos.chmod("d", 0)\n'
+          'os.chmod(".", 0o500)\nprint(os.getcwd())')
+  r = run_python(code, timeout_s=SLACK_S, isolation='rlimit')
+  assert r.status == 'ok', r
+  assert not os.path.exists(r.stdout.strip())
+  assert target.read_text() == 'keep' and target.stat().st_mode & 0o777 == 0o640
