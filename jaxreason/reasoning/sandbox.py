@@ -203,6 +203,8 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
     if not value > 0:
       raise ValueError(f'run_python: {name} must be > 0, got {value!r}')
   isolation = isolation or detect_isolation()
+  if isolation not in ISOLATIONS:
+    raise ValueError(f'isolation={isolation!r}: expected one of {ISOLATIONS}')
   start = time.monotonic()
   root = tempfile.mkdtemp(prefix='jaxreason-sandbox-')
   work = os.path.join(root, 'work')

@@ -307,7 +307,10 @@ def test_rlimit_fallback(name):
   assert _processes_with(MARK + 'rl') == []
 
 
-def test_bad_arguments_name_the_argument():
+def test_bad_arguments_name_the_argument(monkeypatch):
+  def no_dirs(*args, **kwargs):
+    raise AssertionError('bad arguments made a temporary directory')
+  monkeypatch.setattr(sandbox.tempfile, 'mkdtemp', no_dirs)
   with pytest.raises(TypeError, match='code must be str'):
     run_python(b'print(1)', timeout_s=1)
   with pytest.raises(ValueError, match='timeout_s'):
