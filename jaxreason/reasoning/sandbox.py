@@ -35,6 +35,8 @@ SyntaxError, or a sandbox setup failure), 'timeout' (wall or CPU limit),
 'memory' (an uncaught MemoryError: the address-space limit),
 'output_limit' (stdout or stderr past the cap; output truncated) and
 'killed' (ended by a signal, e.g. a segfault; exit_code is -signal).
+The program is `main.py` in its working directory; stderr names it by that
+relative name (the random directory is cut out of tracebacks).
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
   elif over:
     status = 'output_limit'
   stdout = out.decode('utf-8', 'replace')
-  stderr = err.decode('utf-8', 'replace')
+  # Tracebacks name 'main.py', not a random temporary path (stable prompts).
+  stderr = err.decode('utf-8', 'replace').replace(work + os.sep, '')
   if over == 'stdout':
     stdout += TRUNCATED.format(max_output_bytes)
   if over == 'stderr':

@@ -206,6 +206,9 @@ def test_program_gets_a_clear_status(name, results):
 def test_outputs_and_exit_codes(results):
   assert results['hello'].stdout == '45\n' and results['hello'].exit_code == 0
   assert 'SyntaxError' in results['syntax_error'].stderr
+  assert results['exception'].stderr.startswith(
+      'Traceback (most recent call last):\n  File "main.py", line 1'), (
+          results['exception'].stderr)
   assert 'ZeroDivisionError' in results['exception'].stderr
   assert results['exit_code'].exit_code == 3
   assert results['memory_bomb'].stderr.strip().endswith('MemoryError')
