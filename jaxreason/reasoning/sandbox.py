@@ -231,25 +231,23 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
           pass_fds=(status_w,), start_new_session=True)
     finally:
       os.close(status_w)
-    try:
-      # Lone surrogates pass through and fail to decode: a SyntaxError.
-      proc.stdin.write(code.encode('utf-8', 'surrogatepass'))
-      proc.stdin.close()
-    except (BrokenPipeError, OSError):
-      pass
+    # Lone surrogates pass through and fail to decode: a SyntaxError.
+    source = code.encode('utf-8', 'surrogatepass')
     out, err, report, over, timed_out = _collect(
-        proc, status_r, start + timeout_s, max_output_bytes)
+        proc, source, status_r, start + timeout_s, max_output_bytes)
   finally:
     if proc is not None:
       _kill_group(proc)
       proc.wait()
-      for f in (proc.stdout, proc.stderr):
-        f.close()
+      for f in (proc.stdin, proc.stdout, proc.stderr):
+        if not f.closed:
+          f.close()
     os.close(status_r)
     _remove(root)
   if 'setup_error' in report:
     status, exit_code = 'error', None
-    err += f'sandbox ({isolation}) setup failed: {report["setup_error"]}\n'.encode()
+    err += (f'sandbox ({isolation}) setup failed: '
+            f'{report["setup_error"]}\n').encode()
   else:
     status, exit_code = _classify(report, err)
   if report.get('process_limit'):
@@ -270,15 +268,19 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
                        time.monotonic() - start)
 
 
-def _collect(proc, status_r, deadline, cap):
-  """Reads stdout, stderr and the status pipe until done or a limit.
+def _collect(proc, source, status_r, deadline, cap):
+  """Writes `source` to stdin, reads stdout, stderr and the status pipe.
 
-  Returns (stdout, stderr, report, which stream went over the cap or None,
-  whether the deadline passed).
+  Until the program is done or a limit is hit; nothing here blocks past
+  `deadline`. Returns (stdout, stderr, report, which stream went over the cap
+  or None, whether the deadline passed).
   """
   bufs = {'stdout': bytearray(), 'stderr': bytearray()}
   status = bytearray()
+  pending = memoryview(source)
   sel = selectors.DefaultSelector()
+  os.set_blocking(proc.stdin.fileno(), False)
+  sel.register(proc.stdin, selectors.EVENT_WRITE, 'stdin')
   sel.register(proc.stdout, selectors.EVENT_READ, 'stdout')
   sel.register(proc.stderr, selectors.EVENT_READ, 'stderr')
   sel.register(status_r, selectors.EVENT_READ, 'status')
@@ -297,6 +299,17 @@ def _collect(proc, status_r, deadline, cap):
       for key, _ in sel.select(timeout=wait):
         fd = key.fileobj if isinstance(key.fileobj, int) else (
             key.fileobj.fileno())
+        if key.data == 'stdin':
+          try:
+            pending = pending[os.write(fd, pending[:65536]):]
+          except BlockingIOError:
+            continue
+          except BrokenPipeError:  # The init ended before reading it all.
+            pending = pending[:0]
+          if not pending:
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+          continue
         chunk = os.read(fd, 65536)
         if not chunk:
           sel.unregister(key.fileobj)

@@ -367,3 +367,15 @@ def test_cleanup_removes_the_work_dir_and_follows_no_link(tmp_path):
   assert r.status == 'ok', r
   assert not os.path.exists(r.stdout.strip())
   assert target.read_text() == 'keep' and target.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_stuck_sandbox_cannot_block_the_caller(tmp_path, monkeypatch):
+  # An init that never reads the program: writing 1 MB of source must not
+  # block past the deadline.
+  stuck = tmp_path / 'stuck_init.py'
+  stuck.write_text('import time\ntime.sleep(30)\n')
+  monkeypatch.setattr(sandbox, 'INIT', stuck)
+  t = time.monotonic()
+  r = run_python('#' * (1 << 20), timeout_s=1, isolation='rlimit')
+  assert r.status == 'timeout', r
+  assert time.monotonic() - t < 10
