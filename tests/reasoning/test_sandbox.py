@@ -102,7 +102,7 @@ PROGRAMS = {
                     'open("/proc/1/mem", "rb").read(1)', {'error'}, True),
     'symlink_out': ('import os\nos.symlink({repo_file!r}, "link")\n'
                     'os.chmod(".", 0)\nopen("link", "a").write("pwned")',
-                    {'error'}, False),
+                    {'error'}, True),
     'read_environment': (textwrap.dedent('''\
         import os
         found = [k for k, v in os.environ.items() if "hunter2" in v]
