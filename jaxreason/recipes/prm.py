@@ -152,6 +152,8 @@ def policy_sampler(config, params, model_cfg, tokenizer):
                                max_new_tokens=int(s.max_new_tokens),
                                temperature=float(s.temperature))
       out += [[c.text for c in cs] for cs in comps]
+      logging.info('Sampled solutions for %d / %d questions', len(out),
+                   len(prompts))
     return out
 
   return sample_fn
