@@ -1,6 +1,6 @@
 r"""miniF2F Isabelle statements in the checker's language, and the baseline.
 
-  python -m jaxreason.prover.minif2f --out=benchmarks/minif2f_baseline.json
+  python tools/minif2f_baseline.py --out=benchmarks/minif2f_baseline.json
 
 parses every `isabelle/test/*.thy` under the data folder (see
 jaxreason/data/paths.py), pairs it with `informal/test/NAME.json`, and runs
@@ -27,7 +27,6 @@ import dataclasses
 import json
 import pathlib
 import re
-import sys
 import time
 from typing import Sequence
 
@@ -394,6 +393,3 @@ def main(argv: Sequence[str]) -> None:
   print(f"parsed {result['parsed']}/{result['total']}, proved without "
         f"subgoals {result['proved_without_subgoals']}; wrote {out}")
 
-
-if __name__ == '__main__':
-  main(sys.argv[1:])
