@@ -155,14 +155,20 @@ def _modular(rng: np.random.Generator, max_coef: int) -> Problem:
 
 def _system(rng: np.random.Generator, max_coef: int) -> Problem:
   del max_coef
-  x = int(rng.integers(2, 10))
+  x = int(rng.integers(2, 13))
   y = int(rng.integers(1, x))
   s, d = x + y, x - y
-  return Problem(
-      'system', f'If x + y = {s} and x - y = {d}, show that x = {x}.',
-      (('x', 'int'), ('y', 'int')), (f'x + y == {s}', f'x - y == {d}'),
-      f'x == {x}', ('add the equations', 'divide by 2'),
-      (f'2*x == {s + d}', f'x == {x}'))
+  hyps = (f'x + y == {s}', f'x - y == {d}')
+  informal = f'If x + y = {s} and x - y = {d}, show that '
+  if rng.random() < 0.5:
+    return Problem('system', informal + f'x = {x}.',
+                   (('x', 'int'), ('y', 'int')), hyps, f'x == {x}',
+                   ('add the equations', 'divide by 2'),
+                   (f'2*x == {s + d}', f'x == {x}'))
+  return Problem('system', informal + f'y = {y}.',
+                 (('x', 'int'), ('y', 'int')), hyps, f'y == {y}',
+                 ('subtract the equations', 'divide by 2'),
+                 (f'2*y == {s - d}', f'y == {y}'))
 
 
 def _bracket(rng: np.random.Generator, max_coef: int) -> Problem:

@@ -13,7 +13,9 @@ Reads top to bottom:
      three generator formats (`prover.generators`: formaliser, subgoal
      generator, proof generator share the model);
   3. round 0: the held-out proved share of the seed model;
-  4. arm 'expert_iteration', rounds 1..R: k chains per pool problem, scored
+  4. arm 'expert_iteration', rounds 1..R: k chains per pool problem (from
+     its formal statement; from the formaliser's samples of its informal one
+     with `pool_from_informal`, see docs/subgoal.md for why that is off), scored
      by the proof generator's length-normalised log-likelihood, rejection
      sampling keeps `num_keep` (beta 0.5), the checker verifies them, the
      verified chains join the seed data and training continues on the
@@ -159,10 +161,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         for c in row] for row in chains], bool)
 
   def formaliser_exact(params) -> float:
+    """Greedy formaliser exact match on the held-out statements."""
     outs = gens.generate(params, [gen_lib.prompt(gen_lib.FORMALISE,
                                                  informal=t)
                                   for t in held_informal],
                          n=1, rng=0, temperature=0.0)
+    logging.info('formaliser: %r for %r', outs[0][0], held_formal[0])
     return float(np.mean([o[0].strip() == f
                           for o, f in zip(outs, held_formal)]))
 
@@ -188,8 +192,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     params, step = seed_params, config.seed_steps
     for r in range(1, config.rounds + 1):
       rkey = jax.random.fold_in(key, 1000 + r)
-      chains = gens.sample_chains(params, [p.informal for p in pool],
-                                  n=config.k, rng=rkey, temperature=temp)
+      chains = gens.sample_chains(
+          params, [p.informal for p in pool], n=config.k, rng=rkey,
+          temperature=temp,
+          formal=None if config.pool_from_informal else [p.formal
+                                                         for p in pool])
       rewards = gens.partner_scores(params, chains)
       res = ei.select_and_verify(
           [p.informal for p in pool], chains, rewards,

@@ -42,9 +42,11 @@ def test_known_proofs_hold_at_the_solution():
       q = int(p.goal.split()[-1])
       envs = [{'x': q + d} for d in ((1, 2, 7) if '>' in p.goal
                                      else (-1, -2, -7))]
+    elif p.template == 'system':
+      s, d = (int(h.split('==')[1]) for h in p.hypotheses)
+      envs = [{'x': (s + d) // 2, 'y': (s - d) // 2}]
     else:
-      x = int(p.goal.split('==')[1])
-      envs = [{'x': x, 'y': x - int(p.hypotheses[-1].split('==')[1])}]
+      envs = [{'x': int(p.goal.split('==')[1])}]
     for env in envs:
       for claim in p.hypotheses + p.steps:
         assert _eval_int(claim, env), (p, claim, env)
