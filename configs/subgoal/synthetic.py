@@ -31,7 +31,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.data = dict(num_seed=40, num_pool=256, num_eval=128, seed=0,
                 templates=('linear', 'inequality', 'modular', 'system',
                            'bracket'), max_coef=5)
-  c.rounds = 3
+  c.rounds = 4
   # True: pool chains start from the formaliser's samples of the informal
   # statement (SubgoalXL's setting); the checker cannot tell an unfaithful
   # formalisation, so verified chains then teach memorised statements (the
@@ -40,7 +40,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # (informal, formal) to the formaliser's data and (formal, sketch, proof)
   # to the other two.
   c.pool_from_informal = False
-  c.k = 4  # Chains sampled per pool problem and round.
+  c.k = 8  # Chains sampled per pool problem and round.
   c.num_keep = 2  # Kept by rejection sampling (and verified).
   c.beta = 0.5
   c.temperature = 1.0
@@ -51,7 +51,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
 
   c.seq_len = 128
   c.batch_size = 16
-  c.seed_steps = 150
+  c.seed_steps = 250
   c.round_steps = 100
   c.optim = dict(name='adamw', lr=3e-3, schedule='constant', warmup_steps=30,
                  b1=0.9, b2=0.98, weight_decay=0.01, clip_norm=1.0)
