@@ -249,6 +249,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   run.close()
   summary['z3_calls'] = checker.calls
+  summary['checker'] = (f'{getattr(checker.check_fn, "__module__", "?")}.'
+                        f'{getattr(checker.check_fn, "__name__", "?")}')
   summary['final_metrics'] = {k: float(v) for k, v in
                               jax.device_get(last_metrics).items()}
   write_summary(summary, workdir, config.get('summary_dir', ''))
