@@ -96,6 +96,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   arms = tuple(config.arms)
   if not arms or set(arms) - set(ARMS):
     raise ValueError(f'config.arms={arms}: expected some of {ARMS}')
+  if not hasattr(prover, 'check_proof'):
+    raise ImportError('jaxreason.prover.check_proof is missing: the checker '
+                      '(branch prover-check) must be merged first')
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.rules_from_config(config.get('sharding_rules'))
   tokenizer = run_config.tokenizer_from_config(config.tokenizer)
