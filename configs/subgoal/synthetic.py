@@ -22,7 +22,6 @@ VARIANTS = ('debug', 'baseline', 'ei')
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c = config_defaults.base()
-  c.mesh = (('data', 1), ('fsdp', 1), ('tensor', 1))  # Tiny model: one device.
   c.tokenizer = dict(kind='char')
   c.model = config_defaults.small_model()
   c.arms = ('expert_iteration', 'sampling')
@@ -73,7 +72,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
     c.rounds = 1
     c.max_new_tokens = 8
     c.seq_len = 128
-    c.batch_size = 4
+    c.batch_size = 8
     # Two logged steps in all: seed + one round, or seed alone.
     c.seed_steps = 1 if 'expert_iteration' in c.arms else 2
     c.round_steps = 1
