@@ -22,6 +22,7 @@ def setup():
   return tok, cfg, params, gens
 
 
+@pytest.mark.slow  # Compiles the sampler for three prompt formats.
 def test_sample_chains_shapes_and_given_formal(setup):
   _, _, params, gens = setup
   problems = synthetic.generate_problems(3, seed=0)
