@@ -8,3 +8,8 @@ from jaxreason.prover.checker import ExpressionError
 from jaxreason.prover.checker import ProofReport
 from jaxreason.prover.checker import StepResult
 from jaxreason.prover.checker import check_proof
+from jaxreason.prover.external import ExternalProver
+from jaxreason.prover.external import PisaClient
+from jaxreason.prover.minif2f import Statement
+from jaxreason.prover.minif2f import UnsupportedConstruct
+from jaxreason.prover.minif2f import parse_statement
