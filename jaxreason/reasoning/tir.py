@@ -225,11 +225,13 @@ def closed_code(text: str) -> str | None:
   return before[start + len(CODE_OPEN):].strip('\n')
 
 
-def _default_executor() -> Executor:
+def default_executor(code: str, *, timeout_s: float, memory_mb: int) -> Any:
+  """`sandbox.run_python` (an ImportError, which `run` reports as an 'error'
+  status, if the sandbox module is missing)."""
   if sandbox is None:
     raise ImportError('jaxreason.reasoning.sandbox is missing: pass an '
                       'executor (code, *, timeout_s, memory_mb) -> result')
-  return sandbox.run_python
+  return sandbox.run_python(code, timeout_s=timeout_s, memory_mb=memory_mb)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,8 +292,7 @@ def run(lm: RowLM, prompts: Sequence[str], cfg: LoopConfig,
   and appends outputs and hints in one `extend`.
   """
   tools, hints = cfg.tools, cfg.hints
-  if tools.enabled and executor is None:
-    executor = _default_executor()
+  executor = executor or default_executor
   rows = [_Row(p) for p in prompts]
   lm.start(prompts)
   pool = concurrent.futures.ThreadPoolExecutor(tools.workers)
