@@ -14,7 +14,7 @@ chain. Both are evaluated greedily on held-out problems
 (jaxreason/recipes/tir.py; results in WORKDIR/summary.json).
 
 Variants: '' (the demonstration), 'debug' (a random tiny model, 2 steps,
-seconds).
+the tool model only: seconds).
 """
 
 import ml_collections
@@ -50,4 +50,5 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
     c.eval_max_new_tokens = 0
     c.data.update(num_train=64, num_eval=4)
     c.eval.update(max_new_tokens=8, batch_size=4)
+    c.train_no_tool = False  # One SFT run: seconds (the tests cover both).
   return c
