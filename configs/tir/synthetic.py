@@ -50,5 +50,5 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
     c.eval_max_new_tokens = 0
     c.data.update(num_train=64, num_eval=4)
     c.eval.update(max_new_tokens=8, batch_size=4)
-    c.train_no_tool = False  # One SFT run: seconds (the tests cover both).
+    c.train_no_tool = False  # One SFT run: seconds.
   return c
