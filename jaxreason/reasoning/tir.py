@@ -52,10 +52,7 @@ import numpy as np
 from jaxreason.data.tokenizer import Tokenizer
 from jaxreason.models.transformer import TransformerConfig
 from jaxreason.reasoning.hints import HintConfig
-try:
-  from jaxreason.reasoning import sandbox
-except ImportError:  # The sandbox branch has not landed yet.
-  sandbox = None
+from jaxreason.reasoning import sandbox
 from jaxreason.sampling.sampler import Sampler
 from jaxreason.sampling.sampling_params import SamplingParams
 
@@ -226,11 +223,7 @@ def closed_code(text: str) -> str | None:
 
 
 def default_executor(code: str, *, timeout_s: float, memory_mb: int) -> Any:
-  """`sandbox.run_python` (an ImportError, which `run` reports as an 'error'
-  status, if the sandbox module is missing)."""
-  if sandbox is None:
-    raise ImportError('jaxreason.reasoning.sandbox is missing: pass an '
-                      'executor (code, *, timeout_s, memory_mb) -> result')
+  """`sandbox.run_python` with the loop's limits."""
   return sandbox.run_python(code, timeout_s=timeout_s, memory_mb=memory_mb)
 
 

@@ -86,14 +86,8 @@ def _subprocess_executor(code, *, timeout_s, memory_mb):
                     'ok' if res.returncode == 0 else 'error')
 
 
-def _executors():
-  out = [_subprocess_executor]
-  if tir.sandbox is not None:
-    out.append(tir.sandbox.run_python)
-  return out
-
-
-@pytest.mark.parametrize('executor', _executors(),
+@pytest.mark.parametrize('executor', [_subprocess_executor,
+                                     tir.default_executor],
                          ids=lambda e: e.__module__ + '.' + e.__name__)
 def test_bad_code_gives_a_status_and_truncated_output(executor):
   scripts = [
