@@ -5,13 +5,13 @@ r"""Tool use on the synthetic task: large numbers, a python tool, SFT, TIR eval.
   python experiments/tir.py --config=configs/tir/synthetic.py:debug \
       --workdir=/tmp/tir_debug
 
-Problems are 2-step chains of 3-digit numbers without a modulus ("Start at
-684. Multiply by 553, then subtract 973."): answers up to ~10^6 that the
+Problems are 2-step chains of 2-digit numbers without a modulus ("Start at
+68. Multiply by 55, then subtract 97."): answers up to ~10^6 that the
 quickstart's 0.31M-parameter character model cannot work out in its head.
-The tool model learns to write `print((684*553)-973)`, read the output block
-and box it; the no-tool model (same size and steps) learns the step-by-step
-chain. Both are evaluated greedily on held-out problems
-(jaxreason/recipes/tir.py; results in WORKDIR/summary.json).
+The tool model learns to write `print((68*55)-97)`, read the output block
+and box it (1000 steps of 16 x 128 packed tokens); the no-tool model (same
+size and steps) learns the step-by-step chain. Both are evaluated greedily
+on held-out problems (jaxreason/recipes/tir.py; WORKDIR/summary.json).
 
 Variants: '' (the demonstration), 'debug' (a random tiny model, 2 steps,
 the tool model only: seconds).
@@ -26,12 +26,12 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c = config_defaults.base()
   c.tokenizer = dict(kind='char')
   c.model = config_defaults.small_model()
-  config_defaults.sft_training(c, total_steps=600)
-  c.batch_size = 32
-  c.seq_len = 256
+  config_defaults.sft_training(c, total_steps=1000)
+  c.batch_size = 16
+  c.seq_len = 128
   c.optim.warmup_steps = 50
-  c.checkpoint_every = 300
-  c.task = dict(num_steps=2, min_operand=100, max_operand=999, modulus=None,
+  c.checkpoint_every = 250
+  c.task = dict(num_steps=2, min_operand=10, max_operand=99, modulus=None,
                 ops=('+', '-', '*'), word_problem=False)
   c.data = dict(num_train=30_000, num_eval=200, seed=0)
   c.train_no_tool = True  # Also train the matched step-by-step model.
