@@ -30,8 +30,9 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config_defaults.sft_training(c, total_steps=200)
   c.optim.update(lr=3e-4, warmup_steps=20)
   c.checkpoint_every = 100
-  c.task = dict(num_steps=2, min_operand=100, max_operand=999, modulus=None,
+  c.task = dict(num_steps=2, min_operand=10, max_operand=99, modulus=None,
                 ops=('+', '-', '*'), word_problem=False)
+  c.prompt = 'expression'  # As configs/tir/synthetic.py.
   c.data = dict(num_problems=256, seed=1)
   c.n = 4  # Samples per problem, plain and hinted.
   c.temperature = 0.7

@@ -26,7 +26,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c = config_defaults.base()
   c.tokenizer = dict(kind='char')
   c.model = config_defaults.small_model()
-  config_defaults.sft_training(c, total_steps=1000)
+  config_defaults.sft_training(c, total_steps=600)
   c.batch_size = 16
   c.seq_len = 128
   c.optim.warmup_steps = 50
@@ -34,6 +34,13 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.task = dict(num_steps=2, min_operand=10, max_operand=99, modulus=None,
                 ops=('+', '-', '*'), word_problem=False)
   c.data = dict(num_train=30_000, num_eval=200, seed=0)
+  # 'expression': "Compute (68*55)-97." (the code copies it at a fixed
+  # offset); 'words': the task's "Start at 68. Multiply by 55, ...", whose
+  # numbers the 0.31M model did not learn to copy in 450 steps.
+  c.prompt = 'expression'
+  # False: the answer is the program's output (PAL / Qwen TIR without a box);
+  # True: the model copies it into \boxed{} (not learned in 450 steps).
+  c.boxed = False
   c.train_no_tool = True  # Also train the matched step-by-step model.
   # The python tool (jaxreason.reasoning.tir.ToolConfig).
   c.tools = dict(enabled=True, max_calls=2, timeout_s=5.0, memory_mb=256,

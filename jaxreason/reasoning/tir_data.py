@@ -45,19 +45,48 @@ def expression(problem: synthetic.Problem) -> str:
   return expr
 
 
-def tool_solution(problem: synthetic.Problem) -> str:
-  """Code block, its output block (as the loop appends it), boxed answer."""
+def tool_solution(problem: synthetic.Problem, *, boxed: bool = True) -> str:
+  """Code block, its output block (as the loop appends it), boxed answer.
+
+  `boxed=False`: the solution ends with the output block (PAL style; the
+  answer is the program's output, `final_answer`).
+  """
   code = f'print({expression(problem)})'
-  return (f'{tir.CODE_OPEN}\n{code}\n{tir.FENCE}'
-          + tir.output_block(problem.answer)
-          + f'\\boxed{{{problem.answer}}}')
+  text = (f'{tir.CODE_OPEN}\n{code}\n{tir.FENCE}'
+          + tir.output_block(problem.answer))
+  return text + (f'\\boxed{{{problem.answer}}}' if boxed else '')
 
 
-def records(problems: Sequence[synthetic.Problem], *,
-            tool: bool) -> list[dict[str, Any]]:
+PROMPTS = ('words', 'expression')
+
+
+def prompt(problem: synthetic.Problem, style: str = 'words') -> str:
+  """'words': the task's question; 'expression': "Compute (68*55)-97.\\n"."""
+  if style == 'words':
+    return synthetic.format_prompt(problem)
+  if style == 'expression':
+    return f'Compute {expression(problem)}.\n'
+  raise ValueError(f'prompt style {style!r}: expected one of {PROMPTS}')
+
+
+def final_answer(text: str) -> str | None:
+  """The last boxed answer, else the last output block's first line."""
+  boxed = synthetic.extract_boxed(text)
+  if boxed is not None:
+    return boxed
+  start = text.rfind(tir.OUTPUT_OPEN)
+  if start < 0:
+    return None
+  body = text[start + len(tir.OUTPUT_OPEN):].split('\n', 1)[0].strip()
+  return body or None
+
+
+def records(problems: Sequence[synthetic.Problem], *, tool: bool,
+            prompt_style: str = 'words',
+            boxed: bool = True) -> list[dict[str, Any]]:
   """prompt / completion / answer rows: tool solutions or the plain chain."""
-  return [{'prompt': synthetic.format_prompt(p),
-           'completion': tool_solution(p) if tool else p.solution,
+  return [{'prompt': prompt(p, prompt_style),
+           'completion': tool_solution(p, boxed=boxed) if tool else p.solution,
            'answer': p.answer} for p in problems]
 
 

@@ -35,7 +35,7 @@ from absl import logging
 import jax
 import ml_collections
 
-from jaxreason.data import sources, synthetic
+from jaxreason.data import sources
 from jaxreason.models.transformer import init_params as random_params
 from jaxreason.reasoning import hints as hints_lib
 from jaxreason.reasoning import tir
@@ -100,7 +100,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   problems = sources.train_problems(config.task, int(config.data.num_problems),
                                     int(config.data.seed))
   n = int(config.n)
-  prompts = [synthetic.format_prompt(p) for p in problems for _ in range(n)]
+  style = config.get('prompt', 'words')
+  prompts = [tir_data.prompt(p, style) for p in problems for _ in range(n)]
   answers = [p.answer for p in problems for _ in range(n)]
   kw = dict(cache_size=int(config.cache_size),
             batch_size=int(config.batch_prompts),
@@ -141,7 +142,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   r = config.rft
   fresh = sources.train_problems(config.task, int(r.num_problems),
                                  int(config.data.seed) + 1)
-  rft_prompts = [synthetic.format_prompt(p) for p in fresh
+  rft_prompts = [tir_data.prompt(p, style) for p in fresh
                  for _ in range(int(r.n))]
   rft_answers = [p.answer for p in fresh for _ in range(int(r.n))]
   model_cfg, params, tok = policy.load_policy(workdir)

@@ -4,8 +4,10 @@ r"""Tool use on the synthetic task: SFT on python-tool solutions, then TIR eval.
   from configs.tir import synthetic
   result = tir.train(synthetic.get_config('debug'), '/tmp/tir')
 
-Reads top to bottom: problems with large numbers (`config.task`) -> tool
-solutions and the matched step-by-step solutions as JSONL -> SFT of the tool
+Reads top to bottom: problems with large numbers (`config.task`, asked in
+the `config.prompt` style, `tir_data.prompt`) -> tool solutions (ending
+with the output block, or with the answer boxed too: `config.boxed`) and
+the matched step-by-step solutions as JSONL -> SFT of the tool
 model in `workdir` (output blocks masked from the loss) and of the no-tool
 model in `workdir/no_tool` (`recipes/sft.py`, the same model and steps) ->
 held-out accuracy of the tool model with the sandbox (`reasoning.tir.run`),
@@ -69,7 +71,8 @@ def run_loop(model_cfg, params, tokenizer, prompts: Sequence[str],
 
 
 def is_correct(traj: tir.Trajectory, answer: str) -> bool:
-  return synthetic.extract_boxed(traj.text) == answer
+  """The boxed answer, else the program's last output, equals `answer`."""
+  return tir_data.final_answer(traj.text) == answer
 
 
 def score(trajs: Sequence[tir.Trajectory],
@@ -96,10 +99,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       config.task, int(config.data.num_train), int(config.data.num_eval),
       int(config.data.seed))
   data_dir = os.path.join(workdir, 'data')
-  tool_path = tir_data.write_jsonl(os.path.join(data_dir, 'tool.jsonl'),
-                                   tir_data.records(train_p, tool=True))
-  plain_path = tir_data.write_jsonl(os.path.join(data_dir, 'no_tool.jsonl'),
-                                    tir_data.records(train_p, tool=False))
+  style = config.get('prompt', 'words')
+  tool_path = tir_data.write_jsonl(
+      os.path.join(data_dir, 'tool.jsonl'),
+      tir_data.records(train_p, tool=True, prompt_style=style,
+                       boxed=config.get('boxed', True)))
+  plain_path = tir_data.write_jsonl(
+      os.path.join(data_dir, 'no_tool.jsonl'),
+      tir_data.records(train_p, tool=False, prompt_style=style))
   logging.info('Tool SFT data: %s (%d records)', tool_path, len(train_p))
 
   result = sft.train(sft_config(config, tool_path,
@@ -109,7 +116,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     result['no_tool'] = sft.train(sft_config(config, plain_path), no_tool_dir)
 
   # Held-out problems, greedy.
-  prompts = [synthetic.format_prompt(p) for p in eval_p]
+  prompts = [tir_data.prompt(p, style) for p in eval_p]
   answers = [p.answer for p in eval_p]
   ev = config.eval
   kw = dict(cache_size=int(ev.cache_size), batch_size=int(ev.batch_size))

@@ -62,3 +62,16 @@ def test_output_blocks_are_masked_from_the_loss():
   plain = pipeline.tokenize_pair('Q', completion, tok, max_len=99)
   assert plain['tokens'].tolist() == ex['tokens'].tolist()
   assert plain['loss_mask'].sum() == len(completion) + 1
+
+
+def test_prompt_styles_and_final_answer():
+  p = synthetic.Problem('q', ('68*55=3740', '3740-97=3643'), '3643', 68,
+                        ('*', '-'), (55, 97), (3740, 3643), None)
+  assert tir_data.prompt(p, 'expression') == 'Compute (68*55)-97.\n'
+  with pytest.raises(ValueError, match='prompt style'):
+    tir_data.prompt(p, 'latex')
+  pal = tir_data.tool_solution(p, boxed=False)
+  assert pal == '```python\nprint((68*55)-97)\n```\n```output\n3643\n```\n'
+  assert tir_data.final_answer(pal) == '3643'
+  assert tir_data.final_answer(pal + '\\boxed{12}') == '12'
+  assert tir_data.final_answer('no tool, no box') is None
