@@ -9,7 +9,7 @@ Problems are 2-step chains of 2-digit numbers without a modulus ("Start at
 68. Multiply by 55, then subtract 97."): answers up to ~10^6 that the
 quickstart's 0.31M-parameter character model cannot work out in its head.
 The tool model learns to write `print((68*55)-97)`, read the output block
-and box it (1000 steps of 16 x 128 packed tokens); the no-tool model (same
+and box it (1200 steps of 16 x 128 packed tokens); the no-tool model (same
 size and steps) learns the step-by-step chain. Both are evaluated greedily
 on held-out problems (jaxreason/recipes/tir.py; WORKDIR/summary.json).
 
@@ -26,10 +26,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c = config_defaults.base()
   c.tokenizer = dict(kind='char')
   c.model = config_defaults.small_model()
-  config_defaults.sft_training(c, total_steps=600)
+  config_defaults.sft_training(c, total_steps=1200)
   c.batch_size = 16
   c.seq_len = 128
-  c.optim.warmup_steps = 50
+  c.optim.update(lr=2e-3, warmup_steps=50)
   c.checkpoint_every = 250
   c.task = dict(num_steps=2, min_operand=10, max_operand=99, modulus=None,
                 ops=('+', '-', '*'), word_problem=False)
@@ -42,6 +42,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # True: the model copies it into \boxed{} (not learned in 450 steps).
   c.boxed = False
   c.train_no_tool = True  # Also train the matched step-by-step model.
+  c.eval_only = False  # True: evaluate the workdir's models, train nothing.
   # The python tool (jaxreason.reasoning.tir.ToolConfig).
   c.tools = dict(enabled=True, max_calls=2, timeout_s=5.0, memory_mb=256,
                  max_output_chars=64, workers=4)

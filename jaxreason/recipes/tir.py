@@ -109,11 +109,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       tir_data.records(train_p, tool=False, prompt_style=style))
   logging.info('Tool SFT data: %s (%d records)', tool_path, len(train_p))
 
-  result = sft.train(sft_config(config, tool_path,
-                                masked_blocks=[tir.OUTPUT_BLOCK]), workdir)
   no_tool_dir = os.path.join(workdir, NO_TOOL_DIR)
-  if config.train_no_tool:
-    result['no_tool'] = sft.train(sft_config(config, plain_path), no_tool_dir)
+  if config.get('eval_only'):  # Evaluate the models the workdir has.
+    result = {'final_metrics': {}}
+  else:
+    result = sft.train(sft_config(config, tool_path,
+                                  masked_blocks=[tir.OUTPUT_BLOCK]), workdir)
+    if config.train_no_tool:
+      result['no_tool'] = sft.train(sft_config(config, plain_path),
+                                    no_tool_dir)
 
   # Held-out problems, greedy.
   prompts = [tir_data.prompt(p, style) for p in eval_p]
