@@ -9,10 +9,14 @@ Each call starts `sandbox_init.py` in a fresh process tree, isolated by the
 strongest mechanism the machine offers (detected once, `detect_isolation()`):
 
   'unshare'     util-linux unshare: new user, network, pid and mount
-                namespaces; every mount read-only, the work directory a
-                size-limited tmpfs, no capabilities, only loopback network.
+                namespaces; the caller's home, /tmp, /var/tmp, /dev/shm
+                hidden under empty tmpfs (the Python installation bound
+                back), every mount read-only, the work directory a
+                size-limited tmpfs, no capabilities, no network interface
+                but a down loopback.
   'bubblewrap'  bwrap (used when unprivileged namespaces are off but a setuid
-                bwrap is installed): the same namespaces, / bound read-only.
+                bwrap is installed): the same namespaces and hiding, /
+                bound read-only.
   'rlimit'      weaker fallback: resource limits, a new session, a child
                 subreaper, an empty environment; NO network or filesystem
                 isolation (see docs/sandbox.md).
@@ -31,6 +35,8 @@ SyntaxError, or a sandbox setup failure), 'timeout' (wall or CPU limit),
 'memory' (an uncaught MemoryError: the address-space limit),
 'output_limit' (stdout or stderr past the cap; output truncated) and
 'killed' (ended by a signal, e.g. a segfault; exit_code is -signal).
+The program is `main.py` in its working directory; stderr names it by that
+relative name (the random directory is cut out of tracebacks).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from absl import logging
 
 STATUSES = ('ok', 'error', 'timeout', 'memory', 'output_limit', 'killed')
 ISOLATIONS = ('unshare', 'bubblewrap', 'rlimit')
@@ -82,6 +90,23 @@ def _env(work: str) -> dict[str, str]:
   }
 
 
+def _hidden() -> list[str]:
+  """Directories replaced by an empty tmpfs inside the sandbox."""
+  dirs = ['/root', '/home', '/tmp', '/var/tmp', '/dev/shm', '/run/user',
+          os.path.expanduser('~')]
+  dirs = sorted({os.path.realpath(d) for d in dirs if os.path.isdir(d)})
+  # A directory under another hidden one is gone already.
+  return [d for d in dirs
+          if not any(d.startswith(p.rstrip('/') + '/') for p in dirs)]
+
+
+def _kept() -> list[str]:
+  """The Python installation the program runs on, hidden or not."""
+  paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+           os.path.dirname(os.path.realpath(sys.executable))]
+  return sorted({os.path.realpath(p) for p in paths})
+
+
 def _prefix(isolation: str, work: str) -> list[str]:
   """The command that wraps the init process for one isolation level."""
   if isolation == 'unshare':
@@ -92,7 +117,9 @@ def _prefix(isolation: str, work: str) -> list[str]:
     return [shutil.which('bwrap') or 'bwrap', '--unshare-all',
             '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
             '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc',
-            '--tmpfs', '/tmp', '--bind', work, work, '--chdir', work, '--']
+            *[a for d in _hidden() for a in ('--tmpfs', d)],
+            *[a for p in _kept() for a in ('--ro-bind', p, p)],
+            '--bind', work, work, '--chdir', work, '--']
   if isolation == 'rlimit':
     return []
   raise ValueError(f'isolation={isolation!r}: expected one of {ISOLATIONS}')
@@ -109,6 +136,12 @@ def detect_isolation() -> str:
                    isolation=level)
     if r.status == 'ok' and r.stdout == '42\n':
       return level
+    logging.warning('sandbox: %s is installed but failed: %s %s', exe,
+                    r.status, r.stderr[-500:])
+  logging.warning(
+      'sandbox: no namespaces (unshare or bwrap); falling back to isolation '
+      "'rlimit', which does not isolate the network or the filesystem%s",
+      ' and runs programs as root' if os.geteuid() == 0 else '')
   return 'rlimit'
 
 
@@ -136,10 +169,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _remove(path: str) -> None:
-  def force(func, p, _):
+  def force(func, p, _):  # A program may chmod its files; never follow links.
     try:
       os.chmod(os.path.dirname(p), 0o700)
-      os.chmod(p, 0o700)
+      if not os.path.islink(p):
+        os.chmod(p, 0o700)
       func(p)
     except OSError:
       pass
@@ -171,6 +205,8 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
     if not value > 0:
       raise ValueError(f'run_python: {name} must be > 0, got {value!r}')
   isolation = isolation or detect_isolation()
+  if isolation not in ISOLATIONS:
+    raise ValueError(f'isolation={isolation!r}: expected one of {ISOLATIONS}')
   start = time.monotonic()
   root = tempfile.mkdtemp(prefix='jaxreason-sandbox-')
   work = os.path.join(root, 'work')
@@ -180,7 +216,7 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
       'env': _env(work), 'cpu_s': int(math.ceil(timeout_s)),
       'memory_bytes': int(memory_mb) << 20, 'max_procs': int(max_procs),
       'file_bytes': int(disk_mb) << 20, 'max_files': 256,
-      'disk_mb': int(disk_mb),
+      'disk_mb': int(disk_mb), 'hide': _hidden(), 'keep': _kept(),
   }
   status_r, status_w = os.pipe()
   cfg['status_fd'] = status_w
@@ -195,32 +231,35 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
           pass_fds=(status_w,), start_new_session=True)
     finally:
       os.close(status_w)
-    try:
-      proc.stdin.write(code.encode('utf-8', 'surrogateescape'))
-      proc.stdin.close()
-    except (BrokenPipeError, OSError):
-      pass
+    # Lone surrogates pass through and fail to decode: a SyntaxError.
+    source = code.encode('utf-8', 'surrogatepass')
     out, err, report, over, timed_out = _collect(
-        proc, status_r, start + timeout_s, max_output_bytes)
+        proc, source, status_r, start + timeout_s, max_output_bytes)
   finally:
     if proc is not None:
       _kill_group(proc)
       proc.wait()
-      for f in (proc.stdout, proc.stderr):
-        f.close()
+      for f in (proc.stdin, proc.stdout, proc.stderr):
+        if not f.closed:
+          f.close()
     os.close(status_r)
     _remove(root)
   if 'setup_error' in report:
     status, exit_code = 'error', None
-    err += f'sandbox ({isolation}) setup failed: {report["setup_error"]}\n'.encode()
+    err += (f'sandbox ({isolation}) setup failed: '
+            f'{report["setup_error"]}\n').encode()
   else:
     status, exit_code = _classify(report, err)
+  if report.get('process_limit'):
+    err += (f'sandbox: more than {max_procs} processes; all were '
+            'killed\n').encode()
   if timed_out:
     status = 'timeout'
   elif over:
     status = 'output_limit'
   stdout = out.decode('utf-8', 'replace')
-  stderr = err.decode('utf-8', 'replace')
+  # Tracebacks name 'main.py', not a random temporary path (stable prompts).
+  stderr = err.decode('utf-8', 'replace').replace(work + os.sep, '')
   if over == 'stdout':
     stdout += TRUNCATED.format(max_output_bytes)
   if over == 'stderr':
@@ -229,15 +268,19 @@ def run_python(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
                        time.monotonic() - start)
 
 
-def _collect(proc, status_r, deadline, cap):
-  """Reads stdout, stderr and the status pipe until done or a limit.
+def _collect(proc, source, status_r, deadline, cap):
+  """Writes `source` to stdin, reads stdout, stderr and the status pipe.
 
-  Returns (stdout, stderr, report, which stream went over the cap or None,
-  whether the deadline passed).
+  Until the program is done or a limit is hit; nothing here blocks past
+  `deadline`. Returns (stdout, stderr, report, which stream went over the cap
+  or None, whether the deadline passed).
   """
   bufs = {'stdout': bytearray(), 'stderr': bytearray()}
   status = bytearray()
+  pending = memoryview(source)
   sel = selectors.DefaultSelector()
+  os.set_blocking(proc.stdin.fileno(), False)
+  sel.register(proc.stdin, selectors.EVENT_WRITE, 'stdin')
   sel.register(proc.stdout, selectors.EVENT_READ, 'stdout')
   sel.register(proc.stderr, selectors.EVENT_READ, 'stderr')
   sel.register(status_r, selectors.EVENT_READ, 'status')
@@ -256,6 +299,17 @@ def _collect(proc, status_r, deadline, cap):
       for key, _ in sel.select(timeout=wait):
         fd = key.fileobj if isinstance(key.fileobj, int) else (
             key.fileobj.fileno())
+        if key.data == 'stdin':
+          try:
+            pending = pending[os.write(fd, pending[:65536]):]
+          except BlockingIOError:
+            continue
+          except BrokenPipeError:  # The init ended before reading it all.
+            pending = pending[:0]
+          if not pending:
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+          continue
         chunk = os.read(fd, 65536)
         if not chunk:
           sel.unregister(key.fileobj)

@@ -6,7 +6,8 @@ Not imported by the library: `sandbox.run_python` runs this file as
 
 with the untrusted program on stdin and a status pipe on fd CONFIG['status_fd'].
 It reads the whole program, then (isolation 'unshare') makes every mount
-read-only and mounts a size-limited tmpfs on the work directory, writes the
+read-only (after hiding the caller's home, /tmp and the like under empty
+tmpfs mounts) and mounts a size-limited tmpfs on the work directory, writes the
 program there as main.py, forks, and in the child drops every capability,
 sets the resource limits and execs `python -I -B main.py`. The parent (this
 process; pid 1 of the sandbox's pid namespace under 'unshare' or 'bubblewrap')
@@ -33,7 +34,7 @@ AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 SYS_MOUNT_SETATTR = 442  # The same number on every architecture.
-MS_NOSUID, MS_NODEV = 2, 4
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC = 2, 4, 4096, 16384
 
 
 def _libc():
@@ -66,6 +67,50 @@ def mount_tmpfs(libc, path, size_mb):
   _check(ret, f'mount tmpfs on {path}')
 
 
+def _under(path, parent):
+  return path == parent or path.startswith(parent.rstrip('/') + '/')
+
+
+def hide_directories(libc, hide, keep, work):
+  """Mounts an empty tmpfs on each of `hide`, then binds `keep` back.
+
+  The caller's home, /tmp and the like vanish; the Python installation
+  (`keep`) stays visible even where it lives under a hidden directory.
+  """
+  kept = []
+  for path in keep:
+    if any(_under(path, h) for h in hide) and os.path.isdir(path):
+      kept.append((path, os.open(path, os.O_PATH | os.O_DIRECTORY)))
+  for h in hide:
+    if os.path.isdir(h) and not os.path.islink(h):
+      ret = libc.mount(b'tmpfs', h.encode(), b'tmpfs', MS_NOSUID | MS_NODEV,
+                       b'size=1m,mode=0755')
+      _check(ret, f'mount tmpfs on {h}')
+  for path, fd in kept:
+    os.makedirs(path, exist_ok=True)
+    ret = libc.mount(f'/proc/self/fd/{fd}'.encode(), path.encode(), None,
+                     MS_BIND | MS_REC, None)
+    _check(ret, f'bind {path}')
+    os.close(fd)
+  os.makedirs(work, exist_ok=True)
+
+
+def no_nested_namespaces():
+  """Defence in depth: the program may not create namespaces of its own.
+
+  Nested user namespaces could not undo the read-only, locked mounts, but
+  they are a large kernel attack surface. The limits are per user
+  namespace, so this touches only the sandbox's; a kernel that refuses it
+  leaves them as they were.
+  """
+  for kind in ('user', 'mnt', 'net', 'pid', 'ipc', 'uts', 'cgroup', 'time'):
+    try:
+      with open(f'/proc/sys/user/max_{kind}_namespaces', 'w') as f:
+        f.write('0')
+    except OSError:
+      pass
+
+
 def drop_capabilities(libc):
   """Empties the bounding set, so exec gives the program no capability."""
   for cap in range(64):
@@ -90,7 +135,7 @@ def _uid_processes():
 def set_limits(cfg):
   cpu = cfg['cpu_s']
   nproc = cfg['max_procs']
-  if cfg['isolation'] == 'rlimit':
+  if cfg['isolation'] == 'rlimit' and os.getuid() != 0:
     # RLIMIT_NPROC counts every process of the real uid (root is exempt).
     nproc += _uid_processes()
   for name, soft, hard in [
@@ -136,6 +181,32 @@ def kill_descendants():
       time.sleep(0.005)
 
 
+def wait_for(pid, cfg):
+  """Reaps children until `pid` exits: (its wait status, process limit hit).
+
+  In a pid namespace it also counts the namespace's processes every few ms
+  and kills them all past cfg['max_procs']: RLIMIT_NPROC does not bind a
+  caller whose real uid is 0 (the kernel exempts root's user_struct even
+  inside a user namespace), so this watchdog is the process limit there.
+  """
+  watch = cfg['isolation'] in ('unshare', 'bubblewrap')
+  limit_hit = False
+  while True:
+    try:
+      done, status = os.waitpid(-1, os.WNOHANG if watch else 0)
+    except InterruptedError:
+      continue
+    if done == pid:
+      return status, limit_hit
+    if done:
+      continue  # Reaped an orphan; more may be waiting.
+    procs = sum(1 for name in os.listdir('/proc') if name.isdigit())
+    if not limit_hit and procs - 1 > cfg['max_procs']:
+      limit_hit = True
+      os.kill(-1, signal.SIGKILL)  # Everything in the namespace but us.
+    time.sleep(0.005)
+
+
 def main():
   cfg = json.loads(sys.argv[1])
   status_fd = cfg['status_fd']
@@ -149,6 +220,8 @@ def main():
     os.dup2(devnull, 0)
     libc = _libc()
     if cfg['isolation'] == 'unshare':
+      no_nested_namespaces()
+      hide_directories(libc, cfg['hide'], cfg['keep'], cfg['work'])
       read_only_root(libc)
       mount_tmpfs(libc, cfg['work'], cfg['disk_mb'])
     elif cfg['isolation'] == 'rlimit':
@@ -177,17 +250,11 @@ def main():
   # The pipes to the caller stay only with the program and its children.
   os.dup2(devnull, 1)
   os.dup2(devnull, 2)
-  while True:
-    try:
-      done, status = os.waitpid(-1, 0)
-    except InterruptedError:
-      continue
-    if done == pid:
-      break
+  status, limit_hit = wait_for(pid, cfg)
   if os.WIFSIGNALED(status):
-    report(signal=os.WTERMSIG(status))
+    report(signal=os.WTERMSIG(status), process_limit=limit_hit)
   else:
-    report(exit=os.WEXITSTATUS(status))
+    report(exit=os.WEXITSTATUS(status), process_limit=limit_hit)
   os.close(status_fd)
   if cfg['isolation'] == 'rlimit':
     kill_descendants()
