@@ -25,18 +25,55 @@ from jaxreason.data.tokenizer import Tokenizer
 BATCH_KEYS = ('tokens', 'positions', 'segment_ids', 'loss_mask')
 
 
+def split_masked(text: str, blocks: Sequence[tuple[str, str]]
+                 ) -> list[tuple[str, bool]]:
+  """Cuts text into (piece, masked) runs; a block runs from open to close.
+
+  `blocks` holds (open, close) markers, e.g. a tool's output block
+  ('\\n```output\\n', '\\n```\\n'): the text from an open marker through
+  the next close marker (both included; an unclosed block runs to the end)
+  is masked. Pieces are in order and join back to `text`.
+  """
+  runs, i = [], 0
+  while blocks:
+    hits = [(text.find(o, i), o, c) for o, c in blocks if text.find(o, i) >= 0]
+    if not hits:
+      break
+    start, o, c = min(hits)
+    end = text.find(c, start + len(o))
+    end = len(text) if end < 0 else end + len(c)
+    if start > i:
+      runs.append((text[i:start], False))
+    runs.append((text[start:end], True))
+    i = end
+  if i < len(text) or not runs:
+    runs.append((text[i:], False))
+  return runs
+
+
 def tokenize_pair(prompt: str, completion: str, tokenizer: Tokenizer, *,
-                  max_len: int, add_bos: bool = True,
-                  add_eos: bool = True) -> dict[str, np.ndarray]:
+                  max_len: int, add_bos: bool = True, add_eos: bool = True,
+                  masked_blocks: Sequence[tuple[str, str]] = ()
+                  ) -> dict[str, np.ndarray]:
   """Tokens of prompt + completion with a loss mask on the completion.
 
   The completion ends with EOS when `add_eos`. Examples longer than `max_len`
-  are truncated from the right (the loss mask follows).
+  are truncated from the right (the loss mask follows). With
+  `masked_blocks`, the completion's blocks (`split_masked`: e.g. a tool's
+  output, which the model reads but never writes) are encoded piece by piece
+  and left out of the loss.
   """
   p = tokenizer.encode(prompt, add_bos=add_bos and tokenizer.bos_id is not None)
-  c = tokenizer.encode(completion, add_eos=add_eos)
+  c, c_mask = [], []
+  for piece, masked in split_masked(completion, masked_blocks):
+    ids = tokenizer.encode(piece)
+    c += ids
+    c_mask += [0 if masked else 1] * len(ids)
+  if add_eos and tokenizer.eos_id is not None:
+    c.append(tokenizer.eos_id)
+    c_mask.append(1)
   tokens = np.asarray(p + c, np.int32)[:max_len]
-  mask = np.asarray([0] * len(p) + [1] * len(c), np.int32)[:max_len]
+  mask = np.asarray([0] * len(p) + c_mask, np.int32)[:max_len]
   return {'tokens': tokens, 'loss_mask': mask}
 
 
@@ -65,7 +102,9 @@ def sft_dataset(records: Sequence[Mapping[str, str]], tokenizer: Tokenizer, *,
                 num_epochs: int | None = None, pack: bool = True,
                 num_packing_bins: int | None = None, add_bos: bool = True,
                 prompt_key: str = 'prompt',
-                completion_key: str = 'completion') -> grain.IterDataset:
+                completion_key: str = 'completion',
+                masked_blocks: Sequence[tuple[str, str]] = ()
+                ) -> grain.IterDataset:
   """A grain IterDataset of packed SFT batches for this process.
 
   Args:
@@ -78,7 +117,13 @@ def sft_dataset(records: Sequence[Mapping[str, str]], tokenizer: Tokenizer, *,
     pack: first-fit packing of several examples per row (segment ids keep
       them apart); otherwise one example per row, right-padded.
     num_packing_bins: packing look-ahead; defaults to batch_size.
+    masked_blocks: (open, close) markers of completion spans left out of the
+      loss (`tokenize_pair`), e.g. tool output blocks.
   """
+  masked_blocks = tuple((str(o), str(c)) for o, c in masked_blocks)
+  for o, c in masked_blocks:
+    if not o or not c:
+      raise ValueError(f'masked_blocks: empty marker in {(o, c)!r}')
   for i, r in enumerate(records[:1]):
     for key in (prompt_key, completion_key):
       if key not in r:
@@ -89,7 +134,8 @@ def sft_dataset(records: Sequence[Mapping[str, str]], tokenizer: Tokenizer, *,
   ds = ds.shuffle(seed=seed).repeat(num_epochs)
   ds = ds.map(lambda r: tokenize_pair(r[prompt_key], r[completion_key],
                                       tokenizer, max_len=seq_len,
-                                      add_bos=add_bos))
+                                      add_bos=add_bos,
+                                      masked_blocks=masked_blocks))
   it = ds.to_iter_dataset()
   if pack:
     it = grain.experimental.FirstFitPackIterDataset(

@@ -98,7 +98,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   local_batch = config.batch_size // jax.process_count()
   dataset = pipeline.sft_dataset(
       train_records, tokenizer, seq_len=config.seq_len,
-      batch_size=local_batch, seed=config.seed, pack=config.pack)
+      batch_size=local_batch, seed=config.seed, pack=config.pack,
+      masked_blocks=config.data.get('masked_blocks', ()))
   data_iter = iter(dataset)
 
   # Model and state.

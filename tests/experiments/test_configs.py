@@ -51,6 +51,9 @@ EXPECTED = {
     'aime/pretrain': {'loss', 'elbo', 'kl', 'recon'},
     'prm': TRAIN_METRICS | {'accuracy'},
     'subgoal': TRAIN_METRICS | {'accuracy'},
+    # SFT of the tool model / of Hint-RFT's selected trajectories.
+    'tir': TRAIN_METRICS | {'accuracy', 'num_tokens'},
+    'hint_rft': TRAIN_METRICS | {'accuracy', 'num_tokens'},
 }
 # Configs that evaluate rather than train: recipe.evaluate(config, workdir)
 # returns {eval name: a ProcessBench-style result} and writes JSON + tables.
