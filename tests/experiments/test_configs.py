@@ -50,6 +50,7 @@ EXPECTED = {
                     'episode_return'},
     'aime/pretrain': {'loss', 'elbo', 'kl', 'recon'},
     'prm': TRAIN_METRICS | {'accuracy'},
+    'inftythink': TRAIN_METRICS | {'accuracy', 'num_tokens'},
 }
 # Configs that evaluate rather than train: recipe.evaluate(config, workdir)
 # returns {eval name: a ProcessBench-style result} and writes JSON + tables.
