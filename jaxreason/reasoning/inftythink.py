@@ -32,7 +32,7 @@ problem's peak is recorded (`Trajectory.peak_context`).
 The synthetic task (`synthetic_*`): the chains of
 `jaxreason.data.synthetic`, written with a compact question ("Start at 3.
 Apply +5 -2 *4 in turn, mod 10.") and a verbose trace of two paragraphs per
-step ("Apply +5 to 3." / "that gives 3+5=8."), whose second paragraph the
+step ("Apply +5." / "so 3+5=8."), whose second paragraph the
 merge rule joins to the first. The exact summariser states the running value
 and the operations still to apply ("Value 8, left -2 *4.").
 """
@@ -345,7 +345,7 @@ def kv_bytes_per_token(config: TransformerConfig) -> int:
 
 _Q_RE = re.compile(r'^Start at (-?\d+)\. Apply (.*) in turn(?:, mod (\d+))?\.$')
 _OP_RE = re.compile(r'([-+*])(\d+)')
-_STEP_RE = re.compile(r'that gives (-?\d+)([-+*])(\d+)=(-?\d+)\.')
+_STEP_RE = re.compile(r'\bso (-?\d+)([-+*])(\d+)=(-?\d+)\.')
 _SUMMARY_RE = re.compile(r'^Value (-?\d+), left (.*)\.$')
 
 
@@ -361,11 +361,11 @@ def synthetic_question(problem: synthetic.Problem) -> str:
 
 
 def synthetic_trace(problem: synthetic.Problem) -> str:
-  """The reasoning: per step 'Apply +5 to 3.' and 'that gives 3+5=8.'."""
+  """The reasoning: per step 'Apply +5.' and 'so 3+5=8.' (merged)."""
   paragraphs = []
   for a, op, b, r in zip(problem.inputs, problem.ops, problem.operands,
                          problem.values):
-    paragraphs += [f'Apply {op}{b} to {a}.', f'that gives {a}{op}{b}={r}.']
+    paragraphs += [f'Apply {op}{b}.', f'so {a}{op}{b}={r}.']
   paragraphs.append(f'So the answer is {problem.answer}.')
   return PARAGRAPH_SEP.join(paragraphs)
 

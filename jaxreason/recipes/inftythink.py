@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from absl import logging
@@ -94,13 +95,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   sft_config = ml_collections.ConfigDict(config.to_dict())
   sft_config.data = dict(source='jsonl', path=path, num_eval=0)
   sft_config.eval_max_new_tokens = 0  # Evaluated below, in this format.
+  start = time.time()
   result = sft.train(sft_config, workdir)
   result['num_records'] = len(records)
+  result['train_seconds'] = time.time() - start  # This call's (if resumed).
 
   if eval_problems:
     model_cfg, params, _ = policy.load_policy(workdir, tokenizer=tokenizer)
     result['eval'] = evaluate(config, model_cfg, params, tokenizer,
                               eval_problems)
+    result['eval'] |= {'train_seconds': result['train_seconds'],
+                       'num_records': len(records)}
     if jax.process_index() == 0:
       with open(os.path.join(workdir, EVAL_FILE), 'w') as f:
         json.dump(result['eval'], f, indent=1)

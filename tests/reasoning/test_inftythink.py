@@ -92,26 +92,26 @@ def test_synthetic_instances_of_a_handmade_problem():
                         operands=(5, 2, 4), values=(8, 6, 4), modulus=10)
   q = 'Start at 3. Apply +5 -2 *4 in turn, mod 10.'
   assert infty.synthetic_question(p) == q
-  # One step ('Apply +5 to 3.\n\nthat gives 3+5=8.') is 33 characters.
-  recs = [i.record() for i in infty.synthetic_instances(p, len, 33)]
+  # One step ('Apply +5.\n\nso 3+5=8.') is 20 characters.
+  recs = [i.record() for i in infty.synthetic_instances(p, len, 20)]
   assert recs == [
       {'prompt': q + '\n',
-       'completion': '<think>Apply +5 to 3.\n\nthat gives 3+5=8.</think>\n'
+       'completion': '<think>Apply +5.\n\nso 3+5=8.</think>\n'
                      '<summary>Value 8, left -2 *4.</summary>'},
       {'prompt': q + '\n<history>Value 8, left -2 *4.</history>\n',
-       'completion': '<think>Apply -2 to 8.\n\nthat gives 8-2=6.</think>\n'
+       'completion': '<think>Apply -2.\n\nso 8-2=6.</think>\n'
                      '<summary>Value 6, left *4.</summary>'},
       {'prompt': q + '\n<history>Value 6, left *4.</history>\n',
-       'completion': '<think>Apply *4 to 6.\n\nthat gives 6*4=4.</think>\n'
+       'completion': '<think>Apply *4.\n\nso 6*4=4.</think>\n'
                      '<summary>Value 4, left none.</summary>'},
       {'prompt': q + '\n<history>Value 4, left none.</history>\n',
        'completion': '<think>So the answer is 4.</think>\n\\boxed{4}'},
   ]
-  # A budget of 34 takes a second step into the first segment.
-  first = infty.synthetic_instances(p, len, 34)[0]
+  # A budget of 21 takes a second step into the first segment.
+  first = infty.synthetic_instances(p, len, 21)[0]
   assert first.summary == 'Value 6, left *4.'
   mono = infty.synthetic_monolithic(p)
-  assert mono['completion'].count('that gives') == 3
+  assert mono['completion'].count('\n\nso ') == 3
   assert mono['completion'].endswith('So the answer is 4.</think>\n\\boxed{4}')
 
 
@@ -122,7 +122,7 @@ def test_synthetic_summary_rejects_bad_input():
     infty.synthetic_summary('Start at 1. Apply +1 in turn, mod 10.', 'hi', '')
   with pytest.raises(ValueError, match='2 steps in the segment, 1 left'):
     infty.synthetic_summary('Start at 1. Apply +1 in turn, mod 10.', None,
-                            'that gives 1+1=2. that gives 2+1=3.')
+                            'so 1+1=2. so 2+1=3.')
 
 
 def test_parse_turn():
