@@ -54,6 +54,7 @@ EXPECTED = {
     # SFT of the tool model / of Hint-RFT's selected trajectories.
     'tir': TRAIN_METRICS | {'accuracy', 'num_tokens'},
     'hint_rft': TRAIN_METRICS | {'accuracy', 'num_tokens'},
+    'inftythink': TRAIN_METRICS | {'accuracy', 'num_tokens'},
 }
 # Configs that evaluate rather than train: recipe.evaluate(config, workdir)
 # returns {eval name: a ProcessBench-style result} and writes JSON + tables.
