@@ -6,10 +6,13 @@ r"""ThinkPRM on the synthetic arithmetic task: chains from 1% of the labels.
   python experiments/thinkprm.py --config=configs/thinkprm/synthetic.py:debug \
       --workdir=/tmp/thinkprm_debug
 
-The discriminative PRM this is compared with trains on the step labels of
-`prm_num_solutions` solutions; ThinkPRM sees `label_fraction` of them (1%:
-500 solutions, 2000 step labels), through the chains the teacher writes
-and the filter keeps. The teacher is a programmatic noisy verifier
+ThinkPRM sees the step labels of `label_fraction` x `prm_num_solutions`
+solutions (500 solutions, about 2260 step labels with the answer blocks),
+through the chains the teacher writes and the filter keeps. (configs/prm/
+synthetic.py in fact trains on 16384 solutions, 81920 step labels: this is
+2.8% of them; docs/thinkprm.md.) The run in benchmarks/thinkprm_synthetic.json
+trained these 200 steps, then --config.total_steps=400 on the same workdir
+(F1 still 0.000 greedy). The teacher is a programmatic noisy verifier
 (`noisy_arithmetic`, a stand-in for QwQ-32B); the verifier is the
 quickstart's 0.31M-parameter model (char tokenizer), fine-tuned from the
 quickstart SFT policy when --config.init_workdir points to it.
