@@ -20,11 +20,13 @@ Reads top to bottom:
    from `teacher.policy`, a workdir or HF folder).
 3. SFT on the kept chains with `recipes.sft.train` (source 'jsonl'),
    starting from `init_workdir` (e.g. the quickstart SFT policy) if set.
-4. Evaluation on held-out questions (`sources.is_held_out`): flawed and
-   correct solutions, judged by the trained ThinkPRM and, as the baseline,
-   by the starting policy as a zero-shot LLM judge; per-step verdict
-   accuracy, first-error accuracy, ProcessBench-style F1, in
-   workdir/thinkprm_eval.json.
+4. Evaluation on the discriminative PRM's held-out ProcessBench-format sets
+   (`processbench.synthetic_dev_test`, questions from `sources.is_held_out`;
+   steps include the boxed answer), judged by the trained ThinkPRM (greedy,
+   and the `eval.scaling` variants) and, as the baseline, by the starting
+   policy as a zero-shot LLM judge: per-step verdict accuracy, first-error
+   accuracy and F1 on 'test', and the PRM's protocol on 'dev' and 'test',
+   in workdir/thinkprm_eval.json.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import ml_collections
 import numpy as np
 
 from jaxreason.data import sources
+from jaxreason.evals import processbench
 from jaxreason.evals.verifier_accuracy import verifier_accuracy
 from jaxreason.models.transformer import init_params as random_params
 from jaxreason.recipes import sft
@@ -85,7 +88,8 @@ def synthesize_chains(config: ml_collections.ConfigDict, tokenizer,
                                     config.data.seed)
   rng = np.random.default_rng([config.seed, 7])
   solutions = thinkprm_data.labelled_solutions(
-      problems, rng, flawed_prob=t.flawed_prob, prefix_prob=t.prefix_prob)
+      problems, rng, flawed_prob=t.flawed_prob, prefix_prob=t.prefix_prob,
+      error_step_decay=t.get('error_step_decay', 1.0))
   records, stats = thinkprm_data.synthesize(
       solutions, make_teacher(config, problems, tokenizer),
       num_chains=t.num_chains, max_length=t.max_chain_tokens,
@@ -114,25 +118,42 @@ def sft_config(config: ml_collections.ConfigDict,
   return c
 
 
-def eval_solutions(config: ml_collections.ConfigDict):
-  """Held-out questions with flawed / correct solutions (ProcessBench-like)."""
+def eval_subsets(config: ml_collections.ConfigDict) -> dict[str, list[dict]]:
+  """The discriminative PRM's held-out ProcessBench-format sets (same task,
+  `eval.num_solutions` records each in 'dev' and 'test', `eval.seed`)."""
   e = config.eval
-  _, held_out = sources.synthetic_splits(config.data.task, 0, e.num_solutions,
-                                         config.data.seed)
-  return thinkprm_data.labelled_solutions(
-      held_out, np.random.default_rng([config.seed, 11]),
-      flawed_prob=e.flawed_prob)
+  return processbench.synthetic_dev_test(config.data.task,
+                                         int(e.num_solutions),
+                                         seed=int(e.get('seed', 0)))
 
 
-def evaluate(verifier, solutions) -> dict[str, Any]:
-  judgements = verifier.judge([s.question for s in solutions],
-                              [list(s.steps) for s in solutions])
-  metrics = verifier_accuracy(judgements, [s.step_correct for s in solutions])
+def step_labels_of(record: dict) -> tuple[bool, ...]:
+  """Per-step labels of a ProcessBench record: right before `label`."""
+  first = int(record['label'])
+  return tuple(first < 0 or i < first for i in range(len(record['steps'])))
+
+
+def evaluate(verifier, subsets: dict[str, list[dict]]) -> dict[str, Any]:
+  """Step / first-error metrics on 'test', and the PRM's ProcessBench
+  protocol (a score threshold picked on 'dev'; a verifier's own boxed first
+  error wins over it) on both subsets."""
+  judgements = {n: processbench.judge_records(verifier, r)
+                for n, r in subsets.items()}
+  test = subsets['test']
+  metrics = verifier_accuracy(judgements['test'],
+                              [step_labels_of(r) for r in test])
+  pb = processbench.threshold_protocol(
+      judgements, {n: processbench.labels_of(r) for n, r in subsets.items()},
+      pick_on='dev')
+  metrics['processbench'] = {
+      'threshold': pb['threshold'], 'average_f1': pb['average_f1'],
+      **{n: {k: v for k, v in sc.items() if isinstance(v, (int, float))}
+         for n, sc in pb['subsets'].items()}}
   metrics['examples'] = [
-      {'prompt': thinkprm_data.verifier_prompt(s.question, s.steps),
+      {'prompt': thinkprm_data.verifier_prompt(r['problem'], r['steps']),
        'chain': j.info.get('chains', [''])[0], 'gold_first_error':
-       s.first_error, 'first_error': j.first_error}
-      for s, j in zip(solutions[:3], judgements[:3])]
+       r['label'], 'first_error': j.first_error}
+      for r, j in zip(test[:3], judgements['test'][:3])]
   return metrics
 
 
@@ -156,15 +177,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   e = config.eval
   if not e.num_solutions:
     return result
-  solutions = eval_solutions(config)
+  subsets = eval_subsets(config)
   model_cfg, params, tok = policy.load_policy(workdir, tokenizer=tokenizer)
   evals = {'thinkprm': evaluate(
-      ThinkPRM(model_cfg, params, tok, **_verifier_kwargs(e)), solutions)}
+      ThinkPRM(model_cfg, params, tok, **_verifier_kwargs(e)), subsets)}
   for name, k, r in e.scaling:  # Test-time scaling.
     evals[f'thinkprm_{name}'] = evaluate(ThinkPRM(
         model_cfg, params, tok, **_verifier_kwargs(
             e, num_chains=k, num_rounds=r, temperature=e.scaling_temperature)),
-                                         solutions)
+                                         subsets)
   if e.baseline:  # The starting policy, zero-shot, same prompt and scoring.
     if config.get('init_workdir'):
       base_params = sft.params_from_workdir(config.init_workdir, model_cfg)
@@ -172,7 +193,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       base_params = random_params(model_cfg, jax.random.key(config.seed))
     evals['llm_judge'] = evaluate(
         LLMJudge(model_cfg, base_params, tok, **_verifier_kwargs(e)),
-        solutions)
+        subsets)
   for name, m in evals.items():
     logging.info('%s: step acc %.3f, first-error acc %.3f, F1 %.3f', name,
                  m['step_accuracy'], m['first_error_accuracy'], m['f1'])

@@ -8,17 +8,25 @@ prompt, the chain and the closing question look like this (`verifier_prompt`,
 `CHAIN_END`):
 
   Start at 8. Subtract 5, add 3, multiply by 2. Answer mod 10.
-  8-5=3
-
-  3+3=7
-
-  7*2=4
+  Step 0: 8-5=3
+  Step 1: 3+3=7
+  Step 2: 7*2=4
   Verification:
-  Step 0: 8-5=3 vs 8-5=3 \boxed{correct}
-  Step 1: 3+3=6 vs 3+3=7 \boxed{incorrect}
-  Step 2: 6*2=2 vs 7*2=4 \boxed{incorrect}
+  Step 0: 8-5=3 redo 8-5=3 \boxed{correct}
+  Step 1: 3+3=7 redo 3+3=6 \boxed{incorrect}
+  Step 2: 7*2=4 redo 6*2=2 \boxed{incorrect}
   First error: \boxed{1}
   Is the solution correct? no
+
+Each prompt step carries its index, as ProcessBench's template tags each
+paragraph (`<paragraph_i>`). Each chain line first restates the written step
+(after "Step i: ", which the prompt also has right before it: a copy a
+small model learns as induction), then redoes it in the solution's own
+format from the verifier's running value and the question's operator and
+operand, then compares the two. An earlier format ("Step i: <redone> vs
+<written>") let the 0.31M-parameter verifier fill the "vs" slot by copying
+its own redone step from a few characters back instead of reading the
+prompt, so it called nearly every step correct (docs/thinkprm.md).
 
 Steps are numbered from 0, as ProcessBench numbers paragraphs, so the last
 boxed integer is directly the predicted earliest wrong step.
@@ -46,7 +54,6 @@ from jaxreason.data import synthetic
 from jaxreason.data.synthetic import arithmetic
 from jaxreason.data.synthetic import flawed
 from jaxreason.verifiers import verdicts as verdicts_lib
-from jaxreason.verifiers.base import join_steps
 
 VERIFY_HEADER = 'Verification:\n'
 QUESTION = 'Is the solution correct?'
@@ -59,30 +66,51 @@ Teacher = Callable[[Sequence[str], Sequence[Sequence[str]], int, int],
                    list[list[str]]]
 
 
+STEP_TAG = 'Step {}: '
+REDO = ' redo '
+
+
+def tagged_steps(steps: Sequence[str]) -> str:
+  """'Step 0: <step 0>\nStep 1: <step 1>...' (a step's own newlines kept)."""
+  return '\n'.join(STEP_TAG.format(i) + s.strip() for i, s in
+                   enumerate(steps))
+
+
 def verifier_prompt(question: str, steps: Sequence[str]) -> str:
-  """The text a verifier is conditioned on: question, steps, header."""
-  return f'{question.rstrip()}\n{join_steps(steps)}\n{VERIFY_HEADER}'
+  """The text a verifier is conditioned on: question, tagged steps, header."""
+  body = tagged_steps(steps)
+  return f'{question.rstrip()}\n{body}\n{VERIFY_HEADER}' if body else (
+      f'{question.rstrip()}\n{VERIFY_HEADER}')
 
 
 def chain_line(index: int, expected: str, given: str, correct: bool) -> str:
+  """'Step i: <written> redo <expected> \\boxed{verdict}'."""
   verdict = verdicts_lib.CORRECT if correct else verdicts_lib.INCORRECT
-  given = given.replace('\n', ' ')
-  return f'Step {index}: {expected} vs {given} \\boxed{{{verdict}}}'
+  given = given.strip().replace('\n', ' ')
+  return (STEP_TAG.format(index) + given + REDO + expected +
+          f' \\boxed{{{verdict}}}')
 
 
 def final_line(first_error: int) -> str:
   return f'First error: \\boxed{{{first_error}}}'
 
 
+def answer_step(value: int | str) -> str:
+  """The solution's last block, the boxed answer (`format_solution`)."""
+  return f'\\boxed{{{value}}}'
+
+
 def arithmetic_chain(problem: arithmetic.Problem, steps: Sequence[str],
                      rng: np.random.Generator, slip_prob: float = 0.0) -> str:
   """A verification chain for a (prefix of a) solution of `problem`.
 
-  Line i re-computes step i from the verifier's running value and the
-  question's operator and operand, and calls the written step correct iff it
-  is the same text. With probability `slip_prob` the verifier's result is a
-  wrong value (which later lines start from). The last line boxes the first
-  step called incorrect (-1 if none).
+  Line i restates written step i, re-computes it from the verifier's running
+  value and the question's operator and operand, and calls the written step
+  correct iff it is the same text. With probability `slip_prob` the
+  verifier's result is a wrong value (which later lines start from). The
+  step after the last operation is the boxed answer, redone as the boxed
+  running value; any further step is redone as 'none'. The last line boxes
+  the first step called incorrect (-1 if none).
   """
   lines, first_error = [], -1
   value = problem.start
@@ -96,6 +124,8 @@ def arithmetic_chain(problem: arithmetic.Problem, steps: Sequence[str],
             r + int(rng.integers(1, m)))
       expected = arithmetic.format_step(value, op, b, r)
       value = r
+    elif i == problem.num_steps:
+      expected = answer_step(value)
     else:  # A step the problem does not have.
       expected = 'none'
     correct = expected == given.strip()
@@ -192,22 +222,44 @@ class LabelledSolution:
 def labelled_solutions(problems: Sequence[arithmetic.Problem],
                        rng: np.random.Generator, *,
                        flawed_prob: float = 0.5,
-                       prefix_prob: float = 0.0) -> list[LabelledSolution]:
-  """One solution per problem: flawed with `flawed_prob` (a random first
-  wrong step), else the reference; truncated to a random prefix of at least
-  one step with `prefix_prob`. Labels come from `check_step`."""
+                       prefix_prob: float = 0.0,
+                       error_step_decay: float = 1.0
+                       ) -> list[LabelledSolution]:
+  """One solution per problem: flawed with `flawed_prob`, else the reference;
+  truncated to a random prefix of at least one step with `prefix_prob`.
+
+  Steps are the blocks of the solution text, the final boxed answer
+  included, as ProcessBench records and sampled solutions have it; a step
+  is right iff every step before it is and it matches the reference
+  (`check_step`; the answer block: the boxed true answer). A flawed
+  solution's first wrong step is k with probability proportional to
+  `error_step_decay ** k` over its operations (1: uniform; below 1: early
+  errors are more likely, and every chain line after the first error has to
+  be recomputed rather than restated).
+  """
+  if not 0 < error_step_decay <= 1:
+    raise ValueError(f'error_step_decay must be in (0, 1], got '
+                     f'{error_step_decay}')
   out = []
   for p in problems:
     if rng.random() < flawed_prob:
+      w = error_step_decay ** np.arange(p.num_steps)
       f = synthetic.make_flawed_solution(
-          rng, p, error_kind=str(rng.choice(flawed.ERROR_KINDS)))
-      steps = f.steps
+          rng, p, error_kind=str(rng.choice(flawed.ERROR_KINDS)),
+          error_step=(None if error_step_decay == 1 else
+                      int(rng.choice(p.num_steps, p=w / w.sum()))))
+      steps = arithmetic.split_steps(f.text)
     else:
-      steps = p.steps
+      steps = arithmetic.split_steps(p.solution)
     if rng.random() < prefix_prob:
       steps = steps[:int(rng.integers(1, len(steps) + 1))]
-    labels = tuple(arithmetic.check_step(p, i, s) for i, s in enumerate(steps))
-    out.append(LabelledSolution(p.question, tuple(steps), labels))
+    labels, ok = [], True
+    for i, s in enumerate(steps):
+      right = (arithmetic.check_step(p, i, s) if i < p.num_steps else
+               i == p.num_steps and s.strip() == answer_step(p.answer))
+      ok = ok and right
+      labels.append(ok)
+    out.append(LabelledSolution(p.question, tuple(steps), tuple(labels)))
   return out
 
 

@@ -72,7 +72,7 @@ def test_token_budget_caps_generated_tokens(params, batch):
   questions, steps = batch
   prm = ThinkPRM(CONFIG, params, TOK, num_chains=2, num_rounds=3,
                  max_chain_tokens=16, token_budget=20, temperature=1.0,
-                 cache_size=256)
+                 cache_size=320)
   for j in prm.judge(questions, steps):
     assert j.info['generated_tokens'] <= 20
     # Random text rarely stops early: each chain spends its 10 tokens.

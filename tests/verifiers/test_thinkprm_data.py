@@ -86,3 +86,54 @@ def test_synthesize_keeps_only_matching_chains():
   # A length limit below every chain drops them all.
   _, short = td.synthesize(sols[:5], teacher, num_chains=2, max_length=20)
   assert short['kept'] == 0 and short['too_long'] == 10
+
+
+def test_prompt_and_chain_format_spelled_out():
+  """The tagged prompt and 'written redo recomputed' lines, written by hand
+  from the problem's reference steps (not by the code under test)."""
+  problem = synthetic.generate_dataset(5, 1, TASK)[0]
+  ref = list(problem.steps)  # 3 reference steps, answer problem.answer.
+  flawed = synthetic.make_flawed_solution(np.random.default_rng(0), problem,
+                                          error_step=1, error_kind='result')
+  steps = list(flawed.steps) + ['\\boxed{%s}' % flawed.answer]
+  assert td.verifier_prompt(problem.question, steps) == (
+      f'{problem.question}\nStep 0: {steps[0]}\nStep 1: {steps[1]}\n'
+      f'Step 2: {steps[2]}\nStep 3: {steps[3]}\nVerification:\n')
+  chain = td.arithmetic_chain(problem, steps, np.random.default_rng(0))
+  assert chain.split('\n') == [
+      f'Step 0: {ref[0]} redo {ref[0]} \\boxed{{correct}}',
+      f'Step 1: {steps[1]} redo {ref[1]} \\boxed{{incorrect}}',
+      f'Step 2: {steps[2]} redo {ref[2]} \\boxed{{incorrect}}',
+      f'Step 3: \\boxed{{{flawed.answer}}} redo \\boxed{{{problem.answer}}} '
+      f'\\boxed{{{"correct" if flawed.answer == problem.answer else "incorrect"}}}',
+      'First error: \\boxed{1}']
+  assert verdicts.parse_verdicts(chain, 4)[:3] == (True, False, False)
+
+
+def test_labelled_solutions_include_the_boxed_answer():
+  problems = synthetic.generate_dataset(2, 50, TASK)
+  sols = td.labelled_solutions(problems, np.random.default_rng(2),
+                               flawed_prob=0.5)
+  for p, s in zip(problems, sols):
+    assert len(s.steps) == 4 and s.steps[3].startswith('\\boxed{')
+    if s.first_error < 0:
+      assert s.steps == tuple(p.steps) + ('\\boxed{%s}' % p.answer,)
+      assert s.step_correct == (True,) * 4
+    else:  # Everything from the first wrong step on is wrong.
+      assert s.first_error < 3
+      assert s.step_correct == tuple(i < s.first_error for i in range(4))
+
+
+def test_error_step_decay_moves_errors_early():
+  problems = synthetic.generate_dataset(3, 600, TASK)
+  def share_at_0(decay):
+    sols = td.labelled_solutions(problems, np.random.default_rng(3),
+                                 flawed_prob=1.0, error_step_decay=decay)
+    return np.mean([s.first_error == 0 for s in sols])
+  # Uniform over 3 steps: 1/3; decay 0.25: 1 / (1 + .25 + .0625) = 0.76.
+  assert abs(share_at_0(1.0) - 1 / 3) < 0.07
+  assert abs(share_at_0(0.25) - 1 / 1.3125) < 0.07
+  for bad in (0.0, 1.5):
+    with pytest.raises(ValueError, match='error_step_decay'):
+      td.labelled_solutions(problems[:2], np.random.default_rng(0),
+                            error_step_decay=bad)
