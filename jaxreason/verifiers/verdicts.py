@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from jaxreason.data.synthetic import arithmetic
+
 _BOX = '\\boxed{'
 # \text{...}, \textbf{...}, \mathrm{...}, \mbox{...}: keep the argument.
 _WRAPPER_RE = re.compile(r'\\(?:text|textbf|textit|mathrm|mathbf|mbox|bf|rm)'
@@ -45,17 +47,9 @@ def boxed_spans(text: str) -> list[tuple[int, int, str]]:
   spans = []
   start = text.find(_BOX)
   while start >= 0:
-    depth, i = 1, start + len(_BOX)
-    end = -1
-    for j in range(i, len(text)):
-      if text[j] == '{':
-        depth += 1
-      elif text[j] == '}':
-        depth -= 1
-        if depth == 0:
-          end = j
-          break
-    if end < 0:
+    i = start + len(_BOX)
+    end = arithmetic.closing_brace(text, i)
+    if end is None:
       break
     spans.append((start, end + 1, text[i:end]))
     start = text.find(_BOX, end + 1)

@@ -278,6 +278,20 @@ def split_steps(solution_text: str) -> list[str]:
   return [b.strip() for b in blocks if b.strip()]
 
 
+def closing_brace(text: str, i: int) -> int | None:
+  """Index of the `}` closing a group whose `{` is just before `text[i]`
+  (nested braces matched); None if it is never closed."""
+  depth = 1
+  for j in range(i, len(text)):
+    if text[j] == '{':
+      depth += 1
+    elif text[j] == '}':
+      depth -= 1
+      if depth == 0:
+        return j
+  return None
+
+
 def extract_boxed(text: str) -> str | None:
   """Content of the last `\\boxed{...}`, with nested braces matched.
 
@@ -287,16 +301,8 @@ def extract_boxed(text: str) -> str | None:
   start = text.rfind(_BOX)
   if start < 0:
     return None
-  depth = 1
-  i = start + len(_BOX)
-  for j in range(i, len(text)):
-    if text[j] == '{':
-      depth += 1
-    elif text[j] == '}':
-      depth -= 1
-      if depth == 0:
-        return text[i:j]
-  return None
+  end = closing_brace(text, start + len(_BOX))
+  return None if end is None else text[start + len(_BOX):end]
 
 
 def parse_step(step_text: str) -> tuple[int, str, int, int] | None:
