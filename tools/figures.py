@@ -335,6 +335,26 @@ def render_math_eval(data: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
+def render_compile(data: dict[str, Any]) -> str:
+  d = data['result']
+  lines = [f"Train step compiled for TPU {d['topology']} (fsdp over all "
+           f"chips, bf16, remat full, batch {d['batch_size']} x "
+           f"{d['seq_len']}) on this CPU host; seconds of lowering + XLA "
+           'compile, and the compiling process\'s CPU seconds.', '',
+           '| preset | layers | unrolled: wall | CPU | scanned: wall | CPU | '
+           'unrolled / scanned (wall) |', '|---|---|---|---|---|---|---|']
+  rows = d['rows']
+  for u in (r for r in rows if not r['scan_layers']):
+    sc = next(r for r in rows if r['scan_layers'] and
+              r['preset'] == u['preset'] and
+              r['num_layers'] == u['num_layers'])
+    wu, ws = u['lower_s'] + u['compile_s'], sc['lower_s'] + sc['compile_s']
+    lines.append(f"| {u['preset']} | {u['num_layers']} | {wu:.0f} s | "
+                 f"{u['process_cpu_s']:.0f} s | {ws:.0f} s | "
+                 f"{sc['process_cpu_s']:.0f} s | {wu / ws:.1f}x |")
+  return '\n'.join(lines)
+
+
 RESULTS = {r.name: r for r in [
     Result('quickstart', 'results_quickstart.json',
            [PY, 'experiments/sft.py', '--config=configs/sft/synthetic.py',
@@ -402,4 +422,10 @@ RESULTS = {r.name: r for r in [
                        f'--config.verifier.path={RUNS_REL}/prm_policy'),
            _measure_search('search_prm_policy', f'{RUNS_REL}/prm_policy'),
            render_search, workdirs=('search_prm_policy',)),
+    Result('bench_compile', 'results_bench_compile.json',
+           [PY, 'tools/bench_compile.py',
+            '--presets=qwen2.5-1.5b,qwen2.5-7b', '--depths=4,full',
+            '--output=benchmarks/bench_compile.json'],
+           measure_tool_json, render_compile,
+           legacy=('bench_compile.json',)),
 ]}
