@@ -64,7 +64,8 @@ def provenance_line(data: dict[str, Any], path: pathlib.Path) -> str:
   rel = path.relative_to(REPO)
   if not p:
     commit = _git('log', '-1', '--format=%h', '--', str(rel)) or 'unknown'
-    return (f'<sub>`{rel}`: measured before tools/results.py existed; the '
+    return (f'<sub>`{rel}`: written by the bench tool itself, not through '
+            f'tools/results.py (no provenance stamp); the '
             f'file was recorded in commit {commit}.</sub>')
   dirty = ' (+ uncommitted changes)' if p.get('dirty') else ''
   m = p.get('machine', {})
