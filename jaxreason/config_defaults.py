@@ -10,6 +10,19 @@ from __future__ import annotations
 import ml_collections
 
 
+def variants(arg: str, allowed) -> list[str]:
+  """The comma-separated variants of `get_config(arg)`, each one `allowed`.
+
+  Raises a ValueError naming the unknown ones and the allowed set.
+  """
+  names = [v for v in arg.split(',') if v] if arg else []
+  unknown = sorted(set(names) - set(allowed))
+  if unknown:
+    raise ValueError(f'Unknown variant(s) {unknown} in {arg!r}: expected '
+                     f'some of {sorted(allowed)} (comma-separated)')
+  return names
+
+
 def base(seed: int = 0) -> ml_collections.ConfigDict:
   """seed, mesh (data x fsdp x tensor, fsdp takes the rest) and rule overrides."""
   c = ml_collections.ConfigDict()

@@ -48,11 +48,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # Rejection sampling from the fine-tuned model (hints: also hinted).
   c.rft = dict(num_problems=128, n=4, temperature=0.7, hints=False)
 
-  variants = arg.split(',') if arg else []
-  unknown = set(variants) - {'debug'}
-  if unknown:
-    raise ValueError(f'Unknown variant(s) {sorted(unknown)} in {arg!r}: '
-                     'expected "" or "debug"')
+  variants = config_defaults.variants(arg, {'debug'})
   if 'debug' in variants:
     config_defaults.sft_debug(c)
     c.eval_max_new_tokens = 0

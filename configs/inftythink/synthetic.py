@@ -25,11 +25,7 @@ VARIANTS = ('debug', 'monolithic')
 
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
-  variants = arg.split(',') if arg else []
-  unknown = set(variants) - set(VARIANTS)
-  if unknown:
-    raise ValueError(f'Unknown variant(s) {sorted(unknown)} in {arg!r}: '
-                     f'expected some of {VARIANTS} (comma-separated)')
+  variants = config_defaults.variants(arg, VARIANTS)
   c = config_defaults.base()
   c.mode = 'inftythink'  # inftythink | monolithic
   c.tokenizer = dict(kind='char')

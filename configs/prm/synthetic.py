@@ -64,11 +64,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # Held-out ProcessBench-format sets: 'dev' picks the threshold, 'test'.
   c.eval = dict(num=128, seed=0, batch_size=64)
 
-  variants = arg.split(',') if arg else []
-  unknown = set(variants) - set(VARIANTS)
-  if unknown:
-    raise ValueError(f'Unknown variant(s) {sorted(unknown)} in {arg!r}: '
-                     f'expected some of {VARIANTS}')
+  variants = config_defaults.variants(arg, VARIANTS)
   if 'scalar' in variants:
     c.head = 'scalar'
   if 'orm' in variants:

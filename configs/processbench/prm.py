@@ -33,11 +33,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.threshold = -1.0  # >= 0: use it instead of picking one.
   c.synthetic = dict(num=256, seed=0, task=config_defaults.synthetic_task())
 
-  variants = arg.split(',') if arg else []
-  unknown = set(variants) - {'debug', 'orm'}
-  if unknown:
-    raise ValueError(f'Unknown variant(s) {sorted(unknown)}: expected '
-                     '"debug", "orm"')
+  variants = config_defaults.variants(arg, {'debug', 'orm'})
   if 'orm' in variants:
     c.verifier.kind = 'orm'
   if 'debug' in variants:

@@ -57,11 +57,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.log_every = 50
   c.summary_dir = ''  # Also copy summary.json and rounds.png here.
 
-  variants = arg.split(',') if arg else []
-  unknown = set(variants) - set(VARIANTS)
-  if unknown:
-    raise ValueError(f'Unknown variant(s) {sorted(unknown)} in {arg!r}: '
-                     f'expected some of {VARIANTS}')
+  variants = config_defaults.variants(arg, VARIANTS)
   if 'baseline' in variants:
     c.arms = ('sampling',)
   if 'ei' in variants:

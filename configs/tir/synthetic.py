@@ -48,11 +48,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
                  max_output_chars=64, workers=4)
   c.eval = dict(max_new_tokens=64, cache_size=192, batch_size=64)
 
-  variants = arg.split(',') if arg else []
-  unknown = set(variants) - {'debug'}
-  if unknown:
-    raise ValueError(f'Unknown variant(s) {sorted(unknown)} in {arg!r}: '
-                     'expected "" or "debug"')
+  variants = config_defaults.variants(arg, {'debug'})
   if 'debug' in variants:
     config_defaults.sft_debug(c)
     c.eval_max_new_tokens = 0

@@ -185,3 +185,11 @@ def test_eval_config_runs_in_debug(path, tmp_path):
   assert all(len(json.loads(r)['gen_tokens']) == config.n for r in rows)
   for f in result['files'].values():
     assert pathlib.Path(f).stat().st_size > 0, f
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=lambda p: str(
+    p.relative_to(REPO / 'configs')))
+def test_unknown_variant_is_named(path):
+  """A typo in `--config=...:VARIANT` fails loudly, naming the variant."""
+  with pytest.raises(ValueError, match='no_such_variant'):
+    load_config(path, 'debug,no_such_variant')
