@@ -28,8 +28,8 @@ Reads top to bottom:
 A checker call is one candidate proof submitted to verification (parsed or
 not; verdicts of identical texts are cached, `z3_calls` counts the real
 ones). Writes workdir/subgoal_summary.json and workdir/rounds.png (and a
-copy in `config.summary_dir` when set). A second run in the same workdir
-starts again: the loop does not resume mid-way.
+copy in `config.summary_dir` when set). A killed run started again in the
+same workdir resumes after its last finished round (see `train`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,15 @@ def make_problems(data: ml_collections.ConfigDict):
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Runs the seed SFT, the rounds of each arm; returns the per-round summary."""
+  """Runs the seed SFT, the rounds of each arm; returns the per-round summary.
+
+  Resumes: the state is checkpointed after round 0 and after each expert-
+  iteration round, with the loop's progress (rows, merged training pairs,
+  numpy rng) as the checkpoint's `extra`; a killed run started again in the
+  same workdir continues after the last finished round (a round cut short
+  is redone from its start, its metrics rows logged again). The sampling
+  arm, which never trains, is recomputed from the seed checkpoint.
+  """
   arms = tuple(config.arms)
   if not arms or set(arms) - set(ARMS):
     raise ValueError(f'config.arms={arms}: expected some of {ARMS}')
@@ -118,16 +126,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       lambda k: model.init(k, dummy)['params'],
       lambda mask: optim.make_optimizer(config.optim, mask)[0], rng, mesh,
       rules)
-  del abstract
-  state = jax.jit(init, out_shardings=shardings)(rng)
   ei_rounds = config.rounds if 'expert_iteration' in arms else 0
   total = config.seed_steps + ei_rounds * config.round_steps
-  run = run_context.RunContext(workdir, total, save_every=total,
-                               log_every=config.log_every)
-  if run.ckpt.latest_step() is not None:
-    raise ValueError(f'{workdir} already has checkpoints: expert iteration '
-                     'does not resume; use a fresh --workdir')
-  run.restore_or_init(None, lambda: None)  # Starts the progress bar.
+  # Checkpoints only at round ends (saved below, with the loop's progress);
+  # all kept: the sampling arm needs the seed model's.
+  run = run_context.RunContext(workdir, total, save_every=total + 1,
+                               log_every=config.log_every, max_to_keep=None)
+  state, start = run.restore_or_init(
+      abstract, lambda: jax.jit(init, out_shardings=shardings)(rng))
+  progress = _check_progress(run.extra, start, config, workdir)
   train_step = make_train_step(sft.make_loss_fn(model), shardings, mesh,
                                schedule=optim.make_schedule(config.optim),
                                rules=rules)
@@ -144,9 +151,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for step in range(start, start + steps):
       batch = pipeline.global_batch(next(it), batch_sh)
       state, last_metrics = train_step(state, batch, step_rng)
-      run.after_step(step + 1, state, last_metrics,
-                     tokens=config.batch_size * config.seq_len)
+      if run.after_step(step + 1, state, last_metrics, save=False,
+                        tokens=config.batch_size * config.seq_len):
+        raise _Stopped(step + 1)
     return state
+
+  def save(step: int, state, **progress) -> None:
+    run.ckpt.save(step, state, force=True,
+                  extra={'kind': PROGRESS_KIND, 'step': step, **progress})
 
   gens = gen_lib.Generators(model_cfg, tokenizer,
                             max_new_tokens=config.max_new_tokens,
@@ -173,84 +185,122 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return float(np.mean([o[0].strip() == f
                           for o, f in zip(outs, held_formal)]))
 
-  # Seed SFT and round 0 (shared by both arms).
-  state = sft_phase(state, seed_pairs, 0, config.seed_steps, config.seed)
-  seed_params = jax.device_get(state.params)
   key = jax.random.key(config.seed + 2)
   n_eval = config.eval_attempts
-  first = attempts(seed_params, n_eval, jax.random.fold_in(key, 0))
-  row0 = {'round': 0, 'proved_share': float(first.any(1).mean()),
-          'cumulative_proved_share': float(first.any(1).mean()),
-          'attempt_success_rate': float(first.mean()),
-          'checker_calls': first.size, 'cumulative_checker_calls': first.size,
-          'formalise_exact': formaliser_exact(seed_params)}
-  summary: dict[str, Any] = {'arms': {}, 'sizes': {
-      'seed': len(seed_problems), 'pool': len(pool), 'held_out': len(held),
-      'k': config.k, 'num_keep': config.num_keep, 'beta': config.beta,
-      'eval_attempts': n_eval, 'rounds': config.rounds}}
-  logging.info('round 0: held-out proved share %.3f', row0['proved_share'])
-  per_round_calls = len(pool) * min(config.num_keep, config.k) + first.size
+  try:
+    # Seed SFT and round 0 (shared by both arms).
+    if progress is None:
+      state = sft_phase(state, seed_pairs, 0, config.seed_steps, config.seed)
+      first = attempts(jax.device_get(state.params), n_eval,
+                       jax.random.fold_in(key, 0))
+      row0 = {'round': 0, 'proved_share': float(first.any(1).mean()),
+              'cumulative_proved_share': float(first.any(1).mean()),
+              'attempt_success_rate': float(first.mean()),
+              'checker_calls': first.size,
+              'cumulative_checker_calls': first.size,
+              'formalise_exact': formaliser_exact(
+                  jax.device_get(state.params))}
+      progress = {'round': 0, 'rows': [row0],
+                  'first_proved': first.any(1).tolist(),
+                  'pairs': _pairs_to_json(seed_pairs),
+                  'np_rng': np.random.default_rng(
+                      config.seed).bit_generator.state}
+      save(config.seed_steps, state, **progress)
+      logging.info('round 0: held-out proved share %.3f',
+                   row0['proved_share'])
+    row0 = progress['rows'][0]
+    first_proved = np.asarray(progress['first_proved'], bool)
+    summary: dict[str, Any] = {'arms': {}, 'sizes': {
+        'seed': len(seed_problems), 'pool': len(pool), 'held_out': len(held),
+        'k': config.k, 'num_keep': config.num_keep, 'beta': config.beta,
+        'eval_attempts': n_eval, 'rounds': config.rounds}}
+    per_round_calls = (len(pool) * min(config.num_keep, config.k)
+                       + row0['checker_calls'])
 
-  if 'expert_iteration' in arms:
-    rows, pairs, cum = [dict(row0)], list(seed_pairs), first.size
-    union = first.any(1)
-    np_rng = np.random.default_rng(config.seed)
-    params, step = seed_params, config.seed_steps
-    for r in range(1, config.rounds + 1):
-      rkey = jax.random.fold_in(key, 1000 + r)
-      chains = gens.sample_chains(
-          params, [p.informal for p in pool], n=config.k, rng=rkey,
-          temperature=temp,
-          formal=None if config.pool_from_informal else [p.formal
-                                                         for p in pool])
-      rewards = gens.partner_scores(params, chains)
-      res = ei.select_and_verify(
-          [p.informal for p in pool], chains, rewards,
-          num_keep=config.num_keep, beta=config.beta, rng=np_rng,
-          check_fn=checker, timeout_s=timeout)
-      pairs = ei.merge_pairs(pairs, res.verified)
-      state = sft_phase(state, pairs, step, config.round_steps,
-                        config.seed + r)
-      step += config.round_steps
+    if 'expert_iteration' in arms:
+      rows = progress['rows']
+      pairs = _pairs_from_json(progress['pairs'])
+      cum = rows[-1]['cumulative_checker_calls']
+      union = np.asarray(first_proved)
+      for row in rows[1:]:
+        union = union | np.asarray(row['proved'], bool)
+      np_rng = np.random.default_rng()
+      np_rng.bit_generator.state = progress['np_rng']
       params = jax.device_get(state.params)
-      got = attempts(params, n_eval, jax.random.fold_in(key, r))
-      cum += res.kept + got.size
-      union = union | got.any(1)
-      rows.append({'round': r, 'proved_share': float(got.any(1).mean()),
-                   'cumulative_proved_share': float(union.mean()),
-                   'attempt_success_rate': float(got.mean()),
-                   'checker_calls': res.kept + got.size,
-                   'cumulative_checker_calls': cum,
-                   'pool_proved_share': res.proved_share,
-                   'verified_chains': len(res.verified),
-                   'train_pairs': len(pairs),
-                   'formalise_exact': formaliser_exact(params)})
-      logging.info('expert iteration round %d: %s', r, rows[-1])
-    summary['arms']['expert_iteration'] = rows
-    # The baseline spends what this arm spent, round by round.
-    per_round_calls = [row['checker_calls'] for row in rows[1:]]
-  else:
-    per_round_calls = [per_round_calls] * config.rounds
+      step = config.seed_steps + progress['round'] * config.round_steps
+      for r in range(progress['round'] + 1, config.rounds + 1):
+        rkey = jax.random.fold_in(key, 1000 + r)
+        chains = gens.sample_chains(
+            params, [p.informal for p in pool], n=config.k, rng=rkey,
+            temperature=temp,
+            formal=None if config.pool_from_informal else [p.formal
+                                                           for p in pool])
+        rewards = gens.partner_scores(params, chains)
+        res = ei.select_and_verify(
+            [p.informal for p in pool], chains, rewards,
+            num_keep=config.num_keep, beta=config.beta, rng=np_rng,
+            check_fn=checker, timeout_s=timeout)
+        pairs = ei.merge_pairs(pairs, res.verified)
+        state = sft_phase(state, pairs, step, config.round_steps,
+                          config.seed + r)
+        step += config.round_steps
+        params = jax.device_get(state.params)
+        got = attempts(params, n_eval, jax.random.fold_in(key, r))
+        cum += res.kept + got.size
+        union = union | got.any(1)
+        rows.append({'round': r, 'proved_share': float(got.any(1).mean()),
+                     'cumulative_proved_share': float(union.mean()),
+                     'attempt_success_rate': float(got.mean()),
+                     'checker_calls': res.kept + got.size,
+                     'cumulative_checker_calls': cum,
+                     'pool_proved_share': res.proved_share,
+                     'verified_chains': len(res.verified),
+                     'train_pairs': len(pairs),
+                     'formalise_exact': formaliser_exact(params),
+                     'proved': got.any(1).tolist()})
+        logging.info('expert iteration round %d: %s', r,
+                     {k: v for k, v in rows[-1].items() if k != 'proved'})
+        save(step, state, round=r, rows=rows,
+             first_proved=progress['first_proved'],
+             pairs=_pairs_to_json(pairs), np_rng=np_rng.bit_generator.state)
+      summary['arms']['expert_iteration'] = [
+          {k: v for k, v in row.items() if k != 'proved'} for row in rows]
+      # The baseline spends what this arm spent, round by round.
+      per_round_calls = [row['checker_calls'] for row in rows[1:]]
+    else:
+      per_round_calls = [per_round_calls] * config.rounds
+    if 'sampling' in arms:
+      if ei_rounds:  # The seed model, saved after round 0.
+        run.ckpt.wait()
+        state = run.ckpt.restore(abstract, step=config.seed_steps)[0]
+      seed_params = jax.device_get(state.params)
+      rows, proved = [dict(row0)], first_proved
+      cum = row0['cumulative_checker_calls']
+      for r, calls in enumerate(per_round_calls, start=1):
+        n = max(calls // len(held), 1)
+        got = attempts(seed_params, n, jax.random.fold_in(key, 2000 + r))
+        proved = proved | got.any(1)
+        cum += got.size
+        rows.append({'round': r,
+                     # The first eval_attempts attempts: the seed model's
+                     # share under the expert-iteration arm's evaluation.
+                     'proved_share': float(got[:, :n_eval].any(1).mean()),
+                     'cumulative_proved_share': float(proved.mean()),
+                     'attempt_success_rate': float(got.mean()),
+                     'checker_calls': got.size,
+                     'cumulative_checker_calls': cum,
+                     'attempts_per_problem': n})
+        logging.info('sampling baseline round %d: %s', r, rows[-1])
+      summary['arms']['sampling'] = rows
+  except _Stopped as stop:
+    logging.warning('Stopped at step %d (SIGTERM): start again with the same '
+                    '--workdir to resume after the last finished round',
+                    stop.step)
+    return {'stopped_at_step': stop.step}
+  finally:  # Also on Ctrl-C: the checkpoint being written is finished.
+    run.close()
 
-  if 'sampling' in arms:
-    rows, proved, cum = [dict(row0)], first.any(1), first.size
-    for r, calls in enumerate(per_round_calls, start=1):
-      n = max(calls // len(held), 1)
-      got = attempts(seed_params, n, jax.random.fold_in(key, 2000 + r))
-      proved = proved | got.any(1)
-      cum += got.size
-      rows.append({'round': r,
-                   # The first eval_attempts attempts: the seed model's
-                   # share under the expert-iteration arm's evaluation.
-                   'proved_share': float(got[:, :n_eval].any(1).mean()),
-                   'cumulative_proved_share': float(proved.mean()),
-                   'attempt_success_rate': float(got.mean()),
-                   'checker_calls': got.size, 'cumulative_checker_calls': cum,
-                   'attempts_per_problem': n})
-      logging.info('sampling baseline round %d: %s', r, rows[-1])
-    summary['arms']['sampling'] = rows
-
-  run.close()
+  summary['resumed_from_step'] = start or None
   summary['z3_calls'] = checker.calls
   summary['checker'] = (f'{getattr(checker.check_fn, "__module__", "?")}.'
                         f'{getattr(checker.check_fn, "__name__", "?")}')
@@ -258,6 +308,52 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                               jax.device_get(last_metrics).items()}
   write_summary(summary, workdir, config.get('summary_dir', ''))
   return summary
+
+
+PROGRESS_KIND = 'subgoal_expert_iteration'
+
+
+class _Stopped(Exception):
+  """SIGTERM during an SFT phase: the run stops without saving mid-round."""
+
+  def __init__(self, step: int):
+    super().__init__(step)
+    self.step = step
+
+
+def _pairs_to_json(pairs) -> list[list[str]]:
+  return [[informal, c.formal, c.sketch, c.proof] for informal, c in pairs]
+
+
+def _pairs_from_json(rows) -> list[tuple[str, gen_lib.Chain]]:
+  return [(informal, gen_lib.Chain(formal, sketch, proof))
+          for informal, formal, sketch, proof in rows]
+
+
+def _check_progress(extra: dict | None, step: int,
+                    config: ml_collections.ConfigDict,
+                    workdir: str) -> dict | None:
+  """The saved loop progress of a resumed run (None on a fresh start)."""
+  if step == 0:
+    return None
+  where = os.path.join(workdir, 'checkpoints', str(step))
+  if not extra or extra.get('kind') != PROGRESS_KIND:
+    raise ValueError(f'{where}: the checkpoint has no expert-iteration '
+                     'progress (written by another recipe?); use a fresh '
+                     '--workdir')
+  expected = config.seed_steps + extra['round'] * config.round_steps
+  if extra['step'] != step or step != expected:
+    raise ValueError(
+        f'{where}: saved after round {extra["round"]} at step {step}, but '
+        f'config.seed_steps={config.seed_steps} and config.round_steps='
+        f'{config.round_steps} put that round\'s end at step {expected}: '
+        'resume with the config the run started with')
+  if extra['round'] > config.rounds:
+    raise ValueError(f'{where}: saved after round {extra["round"]} > '
+                     f'config.rounds={config.rounds}')
+  logging.info('Resuming expert iteration after round %d (step %d)',
+               extra['round'], step)
+  return extra
 
 
 def write_summary(summary: dict[str, Any], workdir: str,

@@ -100,9 +100,10 @@ class Checkpointer:
     items = {'state': ocp.args.StandardRestore(abstract_state)}
     if data_iter is not None:
       items['data'] = grain.checkpoint.CheckpointRestore(data_iter)
-    metadata = self._manager.item_metadata(step)
-    if metadata is not None and 'extra' in metadata and (
-        metadata['extra'] is not None):
+    # On the directory, not `item_metadata`: a manager that did not save
+    # the step (a restarted process) knows no handler for 'extra' and its
+    # metadata says None.
+    if os.path.isdir(os.path.join(self.directory, str(step), 'extra')):
       items['extra'] = ocp.args.JsonRestore()
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     logging.info('Restored checkpoint of step %d from %s', step,

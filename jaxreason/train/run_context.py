@@ -111,14 +111,21 @@ class RunContext:
     return state, start
 
   def after_step(self, step: int, state, metrics, *, tokens: float = 0.0,
-                 data_iter=None, extra: dict | None = None) -> bool:
-    """Logs, saves when due; `step` counts completed steps. True = stop now."""
+                 data_iter=None, extra: dict | None = None,
+                 save: bool = True) -> bool:
+    """Logs, saves when due; `step` counts completed steps. True = stop now.
+
+    `save=False`: the caller checkpoints itself (e.g. only at the end of a
+    round, with its own `extra`), so nothing is saved here, not even on
+    SIGTERM; the caller sees the returned flag and stops.
+    """
     stats = self.progress.update(step, tokens)
     last = step == self.total_steps or self.stop.flag
     if step % self.log_every == 0 or last:
       values = self.writer.write(step, {**metrics, **stats})
       logging.info('%s', self.progress.line(step, stats, values))
-    self.ckpt.save(step, state, data_iter, force=last, extra=extra)
+    if save:
+      self.ckpt.save(step, state, data_iter, force=last, extra=extra)
     return self.stop.flag
 
   def close(self) -> None:

@@ -51,3 +51,44 @@ def test_debug_run_spends_matched_checker_calls(tmp_path, monkeypatch):
   assert result['z3_calls'] == len(calls) > 0
   rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]
   assert [r['step'] for r in rows] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_after_its_last_round(tmp_path, monkeypatch):
+  """Killed in round 2, started again: the same rows as a run never killed."""
+  monkeypatch.setattr(subgoal.prover, 'check_proof',
+                      lambda v, h, goal, steps, *, timeout_s: _Report(
+                          steps[-1] == goal), raising=False)
+  config = load_config(REPO / 'configs/subgoal/synthetic.py', 'debug')
+  config.rounds = 2
+  config.round_steps = 2
+  straight = subgoal.train(config, str(tmp_path / 'straight'))
+
+  real = subgoal.ei.select_and_verify
+  calls = []
+
+  def dies_in_round_two(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt('killed')
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(subgoal.ei, 'select_and_verify', dies_in_round_two)
+  workdir = tmp_path / 'killed'
+  with pytest.raises(KeyboardInterrupt):
+    subgoal.train(config, str(workdir))
+  assert not (workdir / subgoal.SUMMARY_FILE).exists()
+  monkeypatch.setattr(subgoal.ei, 'select_and_verify', real)
+
+  # A changed schedule cannot resume (the round ends move).
+  changed = load_config(REPO / 'configs/subgoal/synthetic.py', 'debug')
+  changed.rounds, changed.round_steps = 2, 3
+  with pytest.raises(ValueError, match='round_steps=3'):
+    subgoal.train(changed, str(workdir))
+
+  resumed = subgoal.train(config, str(workdir))
+  seed_and_round_one = config.seed_steps + config.round_steps
+  assert resumed['resumed_from_step'] == seed_and_round_one
+  assert straight['resumed_from_step'] is None
+  assert resumed['arms'] == straight['arms']
+  assert len(calls) == 2  # Round 1 was not redone.

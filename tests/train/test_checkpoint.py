@@ -73,3 +73,17 @@ def test_unfinished_save_is_ignored(tmp_path):
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b),
                restored.params, state.params)
   assert not os.path.exists(partial)  # Cleaned up on start.
+
+
+def test_extra_is_restored_by_a_fresh_manager(tmp_path):
+  """`extra` survives a restart (a new Checkpointer, as in a new process)."""
+  mesh = make_mesh([('data', 1), ('fsdp', -1), ('tensor', 1)])
+  state, abstract = _state(mesh, 0)
+  extra = {'round': 2, 'rows': [{'share': 0.25}], 'big': 2**100}
+  ckpt = Checkpointer(str(tmp_path), save_every=10, async_save=False)
+  ckpt.save(3, state, force=True, extra=extra)
+  ckpt.save(10, state)  # Due: saved without extra.
+  ckpt.close()
+  fresh = Checkpointer(str(tmp_path))
+  assert fresh.restore(abstract, step=3)[1] == extra
+  assert fresh.restore(abstract, step=10)[1] is None
