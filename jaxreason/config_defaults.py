@@ -98,6 +98,81 @@ def policy_source(c: ml_collections.ConfigDict) -> None:
   c.model = tiny_model()
 
 
+# --- Test-time search (configs/search_eval/) --------------------------------
+
+SEARCH_VARIANTS = ('predicted', 'lookahead', 'debug')
+
+
+def search_eval(source: str, arg: str) -> ml_collections.ConfigDict:
+  """Fields of the configs/search_eval files (see recipes/search_eval.py).
+
+  `source`: 'synthetic' (held-out synthetic problems, the oracle step
+  checker by default) or a benchmark of `jaxreason.evals.benchmarks`
+  (the chat prompt and grader of math_eval; no oracle: verifier 'none' with
+  greedy and majority by default; add a learned verifier with
+  verifier.kind='prm' / 'thinkprm' and its path, and the methods that use
+  it). Variants: 'predicted', 'lookahead', 'debug' (comma-separated).
+  """
+  c = base()
+  policy_source(c)  # SFT workdir / HF folder, or random.
+  c.data = synthetic_data(num_train=0, num_eval=200, data_dir='',
+                          skip_malformed=False)
+  c.data.source = source
+  c.verifier = dict(kind='oracle', path='', batch_size=16, num_chains=1,
+                    max_chain_tokens=256, cache_size=1024)
+  c.methods = ('greedy', 'majority', 'best_of_n', 'weighted_best_of_n',
+               'beam_search', 'dvts')
+  c.ns = (1, 2, 4, 8, 16)
+  # Step-score aggregation per method (last | min | prod | mean).
+  c.aggregation = dict(best_of_n='last', weighted_best_of_n='last',
+                       beam_search='last', dvts='last')
+  c.beam = dict(width=4, lookahead=0, max_iterations=20, dedupe=True)
+  c.dvts = dict(width=4, max_iterations=20)
+  c.temperature = 1.0
+  c.top_p = 1.0
+  c.max_new_tokens = 80  # Per candidate (a 4-step solution is ~40 tokens).
+  c.max_step_tokens = 24
+  c.batch_problems = 50  # Problems searched together (rows: this x N).
+  c.compute_optimal = dict(difficulty='oracle', samples=4, num_bins=4)
+  c.save_candidates = False
+  # Benchmarks only (the synthetic task has its own prompt and exact match).
+  c.prompt = dict(chat=True, system=QWEN_MATH_SYSTEM, user='{problem}',
+                  raw='{problem}\n')
+  c.grading = dict(extract='robust', match='grader')
+  c.unencodable = 'error'  # Or 'skip' (logged) a prompt the tokenizer can't.
+  if source != 'synthetic':
+    c.data.num_eval = 0  # All problems.
+    c.verifier.kind = 'none'
+    c.methods = ('greedy', 'majority')
+    c.temperature = 0.6
+    c.top_p = 0.95
+    c.max_new_tokens = 2048
+    c.max_step_tokens = 512
+    c.beam.max_iterations = 40
+    c.dvts.max_iterations = 40
+    c.batch_problems = 4
+    c.compute_optimal.difficulty = 'predicted'
+
+  variants_ = variants(arg, SEARCH_VARIANTS)
+  if 'predicted' in variants_:
+    c.compute_optimal.difficulty = 'predicted'
+  if 'lookahead' in variants_:
+    c.beam.lookahead = 1
+  if 'debug' in variants_:
+    c.policy = ''
+    c.data.num_eval = 4  # 4 x N <= 8 rows: one compiled decode loop.
+    c.ns = (1, 2)
+    c.max_new_tokens = 12
+    c.max_step_tokens = 6
+    c.beam.max_iterations = 3
+    c.dvts.max_iterations = 3
+    c.compute_optimal.num_bins = 2
+    c.compute_optimal.samples = 2
+    c.save_candidates = True
+    c.unencodable = 'skip'
+  return c
+
+
 # --- World-model imitation (configs/aime/) ----------------------------------
 
 AIME_TASKS = ('walker-stand', 'finger-spin', 'cheetah-run')

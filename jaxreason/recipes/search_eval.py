@@ -1,10 +1,11 @@
-"""Test-time search on held-out synthetic problems: accuracy against N.
+"""Test-time search on held-out problems: accuracy against N.
 
   result = search_eval.run(config, workdir)
 
-Loads the policy (`config.policy`, or a random tiny model when empty), draws
-`data.num_eval` held-out problems (`sources.synthetic_splits`: none is a
-training question of any recipe), builds the verifier named by
+Loads the policy (`config.policy`, or a random tiny model when empty), the
+problems of `config.data.source` (`load_eval_set`: held-out synthetic
+problems, or a benchmark's test split with its chat prompt and the
+grader), builds the verifier named by
 `config.verifier.kind` (`VERIFIERS`), and runs every method of
 `config.methods` at every N of `config.ns`:
 
@@ -29,10 +30,11 @@ at the largest N; see `jaxreason.search.compute_optimal`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -40,11 +42,13 @@ import ml_collections
 import numpy as np
 
 from jaxreason.data import sources, synthetic
+from jaxreason.evals import math_eval
+from jaxreason.evals import prompts as prompts_lib
 from jaxreason.evals.pass_at_k import wilson_interval
 from jaxreason.models.transformer import init_params
 from jaxreason.sampling.policy import load_policy
 from jaxreason.search import beam, best_of_n, compute_optimal, dvts
-from jaxreason.search.common import SearchResult
+from jaxreason.search.common import ExtractFn, SearchResult
 from jaxreason.search.generator import LMGenerator
 from jaxreason.train import run_config
 from jaxreason.verifiers import OracleVerifier, Verifier
@@ -81,9 +85,19 @@ def _thinkprm(cfg: Any, problems: list) -> Verifier:
       batch_size=cfg.get('batch_size', 16))
 
 
-# verifier.kind -> factory(verifier config, problems) -> Verifier | None.
+def _oracle(cfg: Any, problems: list) -> Verifier:
+  del cfg
+  if not problems:
+    raise ValueError("verifier.kind='oracle' checks the synthetic task's "
+                     'steps exactly; a benchmark (data.source) has no step '
+                     "checker: use 'none', 'prm' or 'thinkprm'")
+  return OracleVerifier(problems)
+
+
+# verifier.kind -> factory(verifier config, synthetic problems, empty for a
+# benchmark) -> Verifier | None.
 VERIFIERS: dict[str, Callable[[Any, list], Verifier | None]] = {
-    'oracle': lambda cfg, problems: OracleVerifier(problems),
+    'oracle': _oracle,
     'none': lambda cfg, problems: None,
     # A recipes.prm workdir: a step-level PRM, or an ORM for objective
     # 'orm' / 'ranking' (one score for the whole solution).
@@ -100,6 +114,69 @@ def make_verifier(cfg: Any, problems: list) -> Verifier | None:
   return VERIFIERS[kind](cfg, problems)
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+  """The problems of a search run: prompts, gold answers and how to grade."""
+
+  ids: list[str]
+  questions: list[str]  # What a verifier sees.
+  prompts: list[str]  # What the policy continues.
+  golds: list[str]
+  match: Callable[[str, str], bool]  # (answer, gold) -> correct.
+  extract: ExtractFn  # Completion text -> its final answer.
+  synthetic_problems: list[synthetic.Problem]  # Else [] (a benchmark).
+
+  def correct(self, r: SearchResult, i: int) -> bool:
+    return r.answer is not None and self.match(r.answer, self.golds[i])
+
+
+def load_eval_set(config: ml_collections.ConfigDict, tokenizer) -> EvalSet:
+  """`data.num_eval` problems of `data.source` (0 = all of a benchmark).
+
+  'synthetic': held-out problems of `data.task` (`sources.synthetic_splits`:
+  none is a training question of any recipe), the synthetic prompt, the
+  last box, exact match. A benchmark name (`evals.benchmarks.BENCHMARKS`,
+  read from `data.data_dir` or $JAXREASON_DATA): `config.prompt` (chat
+  template or raw, `evals.prompts.build_prompt`) and `config.grading`
+  (`math_eval.extractor` / `matcher`, by default the robust grader).
+  """
+  data = config.data
+  source = data.get('source', 'synthetic')
+  if source == 'synthetic':
+    _, problems = sources.synthetic_splits(data.task, 0, data.num_eval,
+                                           data.seed)
+    return EvalSet([f'synthetic/{i}' for i in range(len(problems))],
+                   [p.question for p in problems],
+                   [synthetic.format_prompt(p) for p in problems],
+                   [p.answer for p in problems],
+                   lambda a, b: a.strip() == b.strip(),
+                   synthetic.extract_boxed, list(problems))
+  records = math_eval.load_records(ml_collections.ConfigDict(dict(
+      benchmark=source, num_problems=data.num_eval,
+      data_dir=data.get('data_dir', ''),
+      skip_malformed=data.get('skip_malformed', False))))
+  kept, texts = [], []
+  for r in records:
+    text = prompts_lib.build_prompt(r['problem'], tokenizer, config.prompt)
+    try:
+      prompts_lib.encode_prompt(text, tokenizer)
+    except ValueError as e:
+      if config.get('unencodable', 'error') != 'skip':
+        raise ValueError(f'{source} problem {r["id"]}: {e} (set '
+                         "--config.unencodable=skip to leave it out)") from e
+      logging.warning('skipping %s problem %s: %s', source, r['id'], e)
+      continue
+    kept.append(r)
+    texts.append(text)
+  if not kept:
+    raise ValueError(f'no {source} problem to search (all unencodable?)')
+  grading = config.get('grading') or {}
+  return EvalSet([r['id'] for r in kept], [r['problem'] for r in kept], texts,
+                 [r['answer'] for r in kept],
+                 math_eval.matcher(grading.get('match', 'grader')),
+                 math_eval.extractor(grading.get('extract', 'robust')), [])
+
+
 def load_model(config: ml_collections.ConfigDict):
   """(model config, params, tokenizer) of config.policy, or a random model."""
   if config.policy:
@@ -112,7 +189,8 @@ def load_model(config: ml_collections.ConfigDict):
 
 
 def _run_batch(method: str, n: int, config, model, verifier, questions,
-               prompts, seed: int) -> dict[str, list[SearchResult]]:
+               prompts, seed: int, extract: ExtractFn
+               ) -> dict[str, list[SearchResult]]:
   """{method name: results} of one method (best-of-N: all three rules)."""
   model_cfg, params, tokenizer = model
   longest = max(len(tokenizer.encode(p, add_bos=True)) for p in prompts)
@@ -125,14 +203,15 @@ def _run_batch(method: str, n: int, config, model, verifier, questions,
   agg = config.aggregation
   t = config.temperature
   if method == 'greedy':
-    return {'greedy': best_of_n.greedy(gen, questions, prompts)}
+    return {'greedy': best_of_n.greedy(gen, questions, prompts,
+                                       extract=extract)}
   if method == 'sampled':
     wanted = [m for m in _SAMPLED if m in config.methods]
     first = 'best_of_n' if 'best_of_n' in wanted else wanted[0]
     base = best_of_n.best_of_n(
         gen, None if wanted == ['majority'] else verifier, questions,
         prompts, n, select=_SAMPLED[first],
-        aggregation=agg.get(first, 'last'), temperature=t)
+        aggregation=agg.get(first, 'last'), temperature=t, extract=extract)
     return {m: [best_of_n.reselect(r, _SAMPLED[m], agg.get(m, 'last'))
                 for r in base] for m in wanted}
   if method == 'beam_search':
@@ -140,23 +219,22 @@ def _run_batch(method: str, n: int, config, model, verifier, questions,
         gen, verifier, questions, prompts, n, width=config.beam.width,
         aggregation=agg.beam_search, lookahead=config.beam.lookahead,
         max_iterations=config.beam.max_iterations, temperature=t,
-        dedupe=config.beam.dedupe)}
+        dedupe=config.beam.dedupe, extract=extract)}
   if method == 'dvts':
     return {method: dvts.dvts(
         gen, verifier, questions, prompts, n, width=config.dvts.width,
         aggregation=agg.dvts, max_iterations=config.dvts.max_iterations,
-        temperature=t)}
+        temperature=t, extract=extract)}
   raise ValueError(f'unknown method {method!r}: expected one of {METHODS}')
 
 
-def run_methods(config, model, verifier, problems: Sequence[synthetic.Problem]
+def run_methods(config, model, verifier, evals: EvalSet
                 ) -> dict[str, dict[int, list[SearchResult]]]:
   """{method: {N: [one SearchResult per problem]}}."""
   unknown = set(config.methods) - set(METHODS)
   if unknown:
     raise ValueError(f'unknown methods {sorted(unknown)}: expected {METHODS}')
-  questions = [p.question for p in problems]
-  prompts = [synthetic.format_prompt(p) for p in problems]
+  questions, prompts = evals.questions, evals.prompts
   runs = (['greedy'] if 'greedy' in config.methods else []) + (
       ['sampled'] if set(_SAMPLED) & set(config.methods) else []) + [
           m for m in ('beam_search', 'dvts') if m in config.methods]
@@ -165,27 +243,24 @@ def run_methods(config, model, verifier, problems: Sequence[synthetic.Problem]
   for run_name in runs:
     for n in ([1] if run_name == 'greedy' else config.ns):
       start = time.time()
-      for b in range(0, len(problems), size):
+      for b in range(0, len(prompts), size):
         batch = _run_batch(run_name, n, config, model, verifier,
                            questions[b:b + size], prompts[b:b + size],
-                           seed=(config.seed * 1000 + n) * 1000 + b)
+                           seed=(config.seed * 1000 + n) * 1000 + b,
+                           extract=evals.extract)
         for m, results in batch.items():
           out.setdefault(m, {}).setdefault(n, []).extend(results)
       logging.info('%s N=%d: %.1fs', run_name, n, time.time() - start)
   return out
 
 
-def _correct(r: SearchResult, p: synthetic.Problem) -> bool:
-  return r.answer is not None and r.answer.strip() == p.answer
-
-
-def summarize(runs, problems) -> dict[str, dict[str, dict[str, float]]]:
+def summarize(runs, evals: EvalSet) -> dict[str, dict[str, dict[str, float]]]:
   """{method: {N: accuracy, ci95, mean budget per problem, finished}}."""
   out = {}
   for m, by_n in runs.items():
     out[m] = {}
     for n, results in sorted(by_n.items()):
-      ok = [_correct(r, p) for r, p in zip(results, problems)]
+      ok = [evals.correct(r, i) for i, r in enumerate(results)]
       row = {'accuracy': float(np.mean(ok)),
              'ci95': list(wilson_interval(float(np.sum(ok)), len(ok))),
              'answered': float(np.mean([r.answer is not None
@@ -199,10 +274,11 @@ def summarize(runs, problems) -> dict[str, dict[str, dict[str, float]]]:
   return out
 
 
-def optimal_report(config, runs, problems) -> dict[str, Any] | None:
+def optimal_report(config, runs, evals: EvalSet) -> dict[str, Any] | None:
   """The compute-optimal report, or None without best-of-N samples."""
   co = config.compute_optimal
-  if 'best_of_n' not in runs or len(problems) < 4:
+  num = len(evals.golds)
+  if 'best_of_n' not in runs or num < 4:
     logging.warning('compute-optimal selection needs best_of_n and >= 4 '
                     'problems: skipped')
     return None
@@ -210,26 +286,26 @@ def optimal_report(config, runs, problems) -> dict[str, Any] | None:
              for r in runs['best_of_n'][max(runs['best_of_n'])]]
   if co.difficulty == 'oracle':
     difficulty = compute_optimal.oracle_difficulty(
-        [[c.finished and c.answer is not None and c.answer.strip() == p.answer
-          for c in s] for s, p in zip(samples, problems)])
+        [[c.finished and c.answer is not None and evals.match(c.answer, gold)
+          for c in s] for s, gold in zip(samples, evals.golds)])
   elif co.difficulty == 'predicted':
     difficulty = compute_optimal.predicted_difficulty(
         [[c.score for c in s] for s in samples])
   else:
     raise ValueError(f"compute_optimal.difficulty={co.difficulty!r}: "
                      "expected 'oracle' or 'predicted'")
-  half = len(problems) // 2
-  parts = (slice(0, half), slice(half, None))
-  correct = [{m: {n: [_correct(r, p) for r, p in zip(rs[s], problems[s])]
+  half = num // 2
+  parts = (range(0, half), range(half, num))
+  correct = [{m: {n: [evals.correct(rs[i], i) for i in part]
                   for n, rs in by_n.items()} for m, by_n in runs.items()}
-             for s in parts]
-  cost = {m: {n: [r.budget.flops for r in rs[parts[1]]]
+             for part in parts]
+  cost = {m: {n: [rs[i].budget.flops for i in parts[1]]
               for n, rs in by_n.items()} for m, by_n in runs.items()}
   report = compute_optimal.compute_optimal(
       correct[0], difficulty[parts[0]], correct[1], difficulty[parts[1]],
       num_bins=co.num_bins, test_cost=cost)
   report.update(difficulty=co.difficulty, samples=co.samples,
-                num_dev=half, num_test=len(problems) - half)
+                num_dev=half, num_test=num - half)
   return report
 
 
@@ -307,22 +383,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs every method at every N; writes results.json, .md and the plot."""
   os.makedirs(workdir, exist_ok=True)
   model = load_model(config)
-  _, problems = sources.synthetic_splits(config.data.task, 0,
-                                         config.data.num_eval,
-                                         config.data.seed)
-  verifier = make_verifier(config.verifier, problems)
+  evals = load_eval_set(config, model[2])
+  verifier = make_verifier(config.verifier, evals.synthetic_problems)
   start = time.time()
-  runs = run_methods(config, model, verifier, problems)
-  summary = summarize(runs, problems)
-  report = optimal_report(config, runs, problems)
+  runs = run_methods(config, model, verifier, evals)
+  summary = summarize(runs, evals)
+  report = optimal_report(config, runs, evals)
   result = {
-      'config': config.to_dict(), 'num_problems': len(problems),
+      'config': config.to_dict(), 'num_problems': len(evals.golds),
+      'source': config.data.get('source', 'synthetic'),
       'seconds': time.time() - start, 'summary': summary,
       'compute_optimal': report,
       'per_problem': {m: {str(n): [
-          {'answer': r.answer, 'correct': _correct(r, p),
-           'budget': r.budget.as_dict(), 'info': r.info}
-          for r, p in zip(rs, problems)] for n, rs in by_n.items()}
+          {'id': evals.ids[i], 'answer': r.answer,
+           'correct': evals.correct(r, i), 'budget': r.budget.as_dict(),
+           'info': r.info}
+          for i, r in enumerate(rs)] for n, rs in by_n.items()}
                       for m, by_n in runs.items()},
   }
   if config.save_candidates:
@@ -336,5 +412,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     f.write(markdown(summary, report))
   result['plot'] = plot_scaling(
       summary, report, os.path.join(workdir, PLOT_FILE),
-      f"{len(problems)} held-out problems, verifier: {config.verifier.kind}")
+      f"{len(evals.golds)} problems of {result['source']}, verifier: "
+      f"{config.verifier.kind}")
   return result
