@@ -355,6 +355,48 @@ def render_compile(data: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
+# Subgoal expert iteration over training seeds -------------------------------
+
+_SUBGOAL_SEEDS = (0, 1, 2)
+
+
+def _subgoal_cmd(seed: int) -> list[str]:
+  return [PY, 'experiments/subgoal.py', '--config=configs/subgoal/synthetic.py',
+          f'--workdir={RUNS_REL}/subgoal_seed{seed}', f'--config.seed={seed}']
+
+
+def measure_subgoal_seeds(r: Result) -> dict[str, Any]:
+  del r
+  runs = []
+  for seed in _SUBGOAL_SEEDS:
+    run(_subgoal_cmd(seed))
+    with open(RUNS / f'subgoal_seed{seed}' / 'subgoal_summary.json') as f:
+      summary = json.load(f)
+    runs.append({'seed': seed, 'arms': summary['arms'],
+                 'sizes': summary['sizes'], 'z3_calls': summary['z3_calls']})
+  return {'runs': runs}
+
+
+def render_subgoal_seeds(data: dict[str, Any]) -> str:
+  """Per round: each seed's held-out share, and the mean over seeds."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  runs = data['result']['runs']
+  seeds = ', '.join(str(q['seed']) for q in runs)
+  lines = [f'| round | checker calls | EI share (seeds {seeds}) | EI mean | '
+           'EI any attempt so far (mean) | sampling only: any attempt so far '
+           '(mean) |', '|---|---|---|---|---|---|']
+  ei = [q['arms']['expert_iteration'] for q in runs]
+  base = [q['arms']['sampling'] for q in runs]
+  for k, row in enumerate(ei[0]):
+    share = [e[k]['proved_share'] for e in ei]
+    cum = np.mean([e[k]['cumulative_proved_share'] for e in ei])
+    bcum = np.mean([b[k]['cumulative_proved_share'] for b in base])
+    lines.append(f"| {row['round']} | {row['cumulative_checker_calls']:,} | "
+                 f"{' / '.join(f'{v:.3f}' for v in share)} | "
+                 f"{np.mean(share):.3f} | {cum:.3f} | {bcum:.3f} |")
+  return '\n'.join(lines)
+
+
 RESULTS = {r.name: r for r in [
     Result('quickstart', 'results_quickstart.json',
            [PY, 'experiments/sft.py', '--config=configs/sft/synthetic.py',
@@ -428,4 +470,9 @@ RESULTS = {r.name: r for r in [
             '--output=benchmarks/bench_compile.json'],
            measure_tool_json, render_compile,
            legacy=('bench_compile.json',)),
+    Result('subgoal_seeds', 'results_subgoal_seeds.json',
+           _subgoal_cmd(0)[:3] + [f'--workdir={RUNS_REL}/subgoal_seedS',
+                                  '--config.seed=S', '# S = 0, 1, 2'],
+           measure_subgoal_seeds, render_subgoal_seeds,
+           workdirs=tuple(f'subgoal_seed{s}' for s in _SUBGOAL_SEEDS)),
 ]}
