@@ -1,4 +1,8 @@
-# make quickstart : create .venv, install, train the synthetic-task demo.
+# make quickstart : create .venv, install, run the whole reasoning pipeline on
+#                   the synthetic task (tokenizer, SFT, PRM, ThinkPRM, GRPO,
+#                   tool use, search; about 15 min on 2 CPU cores). A second
+#                   run skips finished stages. QUICKSTART=configs/quickstart.py:debug
+#                   for a two-minute run.
 # make test       : create .venv, install with test extras, run the suite.
 # make results    : rerun README figures (ONLY=name,... ; see tools/results.py
 #                   --list) and regenerate the README's tables from their JSON.
@@ -31,8 +35,9 @@ $(VENV)/.installed-test: setup.py | $(VENV)/bin/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+QUICKSTART ?= configs/quickstart.py
 quickstart: $(VENV)/.installed
-	$(PY) experiments/sft.py --config=configs/sft/synthetic.py \
+	$(PY) experiments/quickstart.py --config=$(QUICKSTART) \
 	    --workdir=$(WORKDIR)
 
 test: $(VENV)/.installed-test

@@ -36,6 +36,8 @@ setup(
         'test': [
             'pytest', 'pytest-xdist', 'chex', 'transformers>=4.45',
             'torch==2.13.0',
+            # The quickstart notebook runs in the suite (tests/recipes/).
+            'nbclient', 'nbformat', 'ipykernel',
         ],
         # DeepMind Control Suite for world-model imitation. dm_control 1.0.50
         # fails on mujoco 4.0 (MjModel.flex_vertedge), so both are pinned.

@@ -77,6 +77,25 @@ def measure_policy_opt(r: Result) -> dict[str, Any]:
   return summary
 
 
+def measure_pipeline(r: Result) -> dict[str, Any]:
+  """`make quickstart`'s pipeline, fresh, in runs/results/quickstart_pipeline."""
+  workdir = RUNS / 'quickstart_pipeline'
+  run(r.command)
+  with open(workdir / 'report' / 'results.json') as f:
+    data = json.load(f)
+  for name in ('learning_curves', 'accuracy_vs_n', 'accuracy_by_difficulty'):
+    shutil.copy(workdir / 'report' / f'{name}.png',
+                REPO / 'docs' / 'figures' / f'quickstart_{name}.png')
+  return data
+
+
+def render_pipeline(data: dict[str, Any]) -> str:
+  sys.path.insert(0, str(REPO))
+  from jaxreason.recipes import quickstart_report  # pylint: disable=g-import-not-at-top
+  d = data['result']
+  return quickstart_report.markdown(d['table'], d['claims'], d['seconds'])
+
+
 def render_policy_opt(data: dict[str, Any]) -> str:
   sys.path.insert(0, str(REPO / 'tools'))
   import demo_policy_opt  # pylint: disable=g-import-not-at-top
@@ -410,6 +429,11 @@ RESULTS = {r.name: r for r in [
            measure_quickstart_seeds, render_quickstart_seeds,
            workdirs=('quickstart_seed0', 'quickstart_seed1',
                      'quickstart_seed2')),
+    Result('quickstart_pipeline', 'results_quickstart_pipeline.json',
+           [PY, 'experiments/quickstart.py', '--config=configs/quickstart.py',
+            f'--workdir={RUNS_REL}/quickstart_pipeline'],
+           measure_pipeline, render_pipeline,
+           workdirs=('quickstart_pipeline',)),
     Result('policy_opt', 'results_policy_opt.json',
            [PY, 'tools/demo_policy_opt.py',
             f'--policy={RUNS_REL}/quickstart_seed0', f'--workdir={RUNS_REL}/policy_opt',

@@ -36,10 +36,27 @@ def read_jsonl(path: str, required: tuple[str, ...] = ()) -> list[dict]:
 
 
 def arithmetic_config(task: Mapping[str, Any]) -> synthetic.ArithmeticConfig:
+  """The task of one chain length (`num_steps` an int)."""
   task = dict(task)
   if 'ops' in task:
     task['ops'] = tuple(task['ops'])
   return synthetic.ArithmeticConfig(**task)
+
+
+def arithmetic_configs(task: Mapping[str, Any]
+                       ) -> list[synthetic.ArithmeticConfig]:
+  """One task per chain length: `num_steps` is an int or a sequence of them.
+
+  A sequence (e.g. (2, 3, 4, 5)) mixes difficulties: each problem draws its
+  length uniformly (`_draw`).
+  """
+  steps = dict(task).get('num_steps', 4)
+  if isinstance(steps, int):
+    return [arithmetic_config(task)]
+  steps = [int(s) for s in steps]
+  if not steps:
+    raise ValueError('task.num_steps: an empty sequence')
+  return [arithmetic_config(dict(task, num_steps=s)) for s in steps]
 
 
 # One question in HELD_OUT_BUCKETS belongs to the held-out split, decided by a
@@ -55,28 +72,33 @@ def is_held_out(question: str) -> bool:
   return int.from_bytes(digest[:4], 'little') % HELD_OUT_BUCKETS == 0
 
 
-def _draw(seed: int, n: int, cfg: synthetic.ArithmeticConfig,
+def _draw(seed: int, n: int, cfgs: list[synthetic.ArithmeticConfig],
           keep: Callable[[str], bool], unique: bool) -> list:
-  """The first n problems of the seed's stream whose question `keep`s."""
+  """The first n problems of the seed's stream whose question `keep`s.
+
+  With several tasks (chain lengths) each problem first draws its task; with
+  one, the stream is that task's alone.
+  """
   rng = np.random.default_rng(seed)
   out, seen = [], set()
   for _ in range(max(1000, 100 * n)):
     if len(out) == n:
       return out
+    cfg = cfgs[int(rng.integers(len(cfgs)))] if len(cfgs) > 1 else cfgs[0]
     p = synthetic.generate_problem(rng, cfg)
     if keep(p.question) and not (unique and p.question in seen):
       out.append(p)
       seen.add(p.question)
   if len(out) == n:
     return out
-  raise ValueError(f'task {cfg}: only {len(out)} of {n} problems found for '
+  raise ValueError(f'task {cfgs}: only {len(out)} of {n} problems found for '
                    'this split; the problem space is too small')
 
 
 def train_problems(task: Mapping[str, Any], num: int,
                    seed: int) -> list[synthetic.Problem]:
   """`num` problems of `seed`'s stream, none of them held out."""
-  return _draw(seed, num, arithmetic_config(task),
+  return _draw(seed, num, arithmetic_configs(task),
                lambda q: not is_held_out(q), unique=False)
 
 
@@ -88,7 +110,7 @@ def synthetic_splits(task: Mapping[str, Any], num_train: int, num_eval: int,
   (a seeded draw, repeats possible) never include a held-out question, and
   held-out problems (distinct questions) are the same whatever num_train.
   """
-  held_out = _draw(seed + 1_000_003, num_eval, arithmetic_config(task),
+  held_out = _draw(seed + 1_000_003, num_eval, arithmetic_configs(task),
                    is_held_out, unique=True)
   return train_problems(task, num_train, seed), held_out
 

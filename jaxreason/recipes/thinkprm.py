@@ -96,7 +96,9 @@ def synthesize_chains(config: ml_collections.ConfigDict, tokenizer,
       length_fn=lambda s: len(tokenizer.encode(s)), seed=config.seed)
   if not records:
     raise ValueError(f'the filter kept no chain: {stats}')
-  stats['prm_step_labels'] = t.prm_num_solutions * config.data.task.num_steps
+  steps = config.data.task.num_steps  # An int or a mix of chain lengths.
+  steps = steps if isinstance(steps, int) else float(np.mean(steps))
+  stats['prm_step_labels'] = int(t.prm_num_solutions * steps)
   stats['label_fraction_used'] = stats['step_labels'] / stats[
       'prm_step_labels']
   path = os.path.join(workdir, CHAINS_FILE)
