@@ -31,9 +31,16 @@ and not the embedding lookup, biases or norms. The second term is attention
 as in PaLM (Chowdhery et al. 2022, app. B). MFU = flops/token * tokens/s /
 peak, where peak is the best float32 matmul rate measured here (n x n @ n x n,
 2n^3 flops, jitted jnp and torch.mm, before and after the runs; the fastest).
-The same peak divides both sides. Timed steps of the sides are interleaved
-(jax, torch, jax, torch ...) so that changes in background load fall on
-both.
+The same peak divides both sides.
+
+Each side runs in its own process (`--isolate`, the default: one child per
+shape and side, one after the other, the torch side loading the checkpoint
+the parent wrote and the JAX side re-initialising from the same seed). In one
+process the two runtimes' thread pools interfere: on the 2-core Xeon host a
+JAX step took 8.3 s before any torch step and 10-12 s after one. With
+`--isolate=false` all sides share this process and their timed steps are
+interleaved (jax, torch, jax, torch ...), so that changes in background load
+fall on both.
 
 `--profile` adds, per framework: forward-only, forward+backward and
 optimizer-only timings (medians); for JAX also the number of compilations of
@@ -62,6 +69,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,6 +118,12 @@ _PROFILE = flags.DEFINE_bool('profile', False,
 _TOP_OPS = flags.DEFINE_integer('top_ops', 12, 'Ops listed by --profile.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Init and data seed.')
 _OUTPUT = flags.DEFINE_string('output', 'bench_train.json', 'JSON results.')
+_ISOLATE = flags.DEFINE_bool(
+    'isolate', True, 'Each side in its own process (one per shape and '
+    'side); False: every side in this process, timed steps interleaved.')
+_CKPT_DIR = flags.DEFINE_string(
+    'ckpt_dir', '', 'Set by --isolate for its children: the HF checkpoint '
+    'the torch side loads (the JAX side re-initialises from --seed).')
 
 # Shapes beyond the library presets: Qwen2 layout, tied embeddings.
 EXTRA_SHAPES = {
@@ -302,6 +316,33 @@ def run_sides(sides, tokens_per_step: int) -> dict[str, dict[str, Any]]:
 
 
 
+def run_isolated(shape: str, ckpt: str, tmp: str) -> dict[str, dict]:
+  """Runs each side of `shape` in a child process; {side name: result}."""
+  sides = (['jax'] if 'jax' in _FRAMEWORKS.value else []) + (
+      [f'torch:{a}' for a in _TORCH_ATTN.value]
+      if 'torch' in _FRAMEWORKS.value else [])
+  out = {}
+  for side in sides:
+    framework, _, attn = side.partition(':')
+    path = os.path.join(tmp, f'{shape}_{framework}{attn}.json')
+    cmd = [sys.executable, os.path.abspath(__file__), '--isolate=false',
+           f'--ckpt_dir={ckpt}', f'--shapes={shape}',
+           f'--frameworks={framework}', f'--torch_attn={attn or "sdpa"}',
+           f'--batch={_BATCH.value}', f'--seq_len={_SEQ_LEN.value}',
+           f'--steps={_STEPS.value}', f'--warmup={_WARMUP.value}',
+           f'--lr={_LR.value}', f'--weight_decay={_WEIGHT_DECAY.value}',
+           f'--seed={_SEED.value}', f'--profile={_PROFILE.value}',
+           f'--top_ops={_TOP_OPS.value}', '--matmul_n=256',
+           '--matmul_iters=1', f'--output={path}']
+    print(f'#   {side}: own process', flush=True)
+    subprocess.run(cmd, check=True)
+    with open(path) as f:
+      child = json.load(f)['results'][0]
+    out.update({k: v for k, v in child.items()
+                if k == 'jax' or k.startswith('torch_')})
+  return out
+
+
 def _fmt_params(n: int) -> str:
   return f'{n / 1e6:.1f}M'
 
@@ -345,15 +386,23 @@ def main(argv):
         'num_params': cfg.num_params(), 'flops_per_token': fpt,
         'batch': b, 'seq_len': t}
     with tempfile.TemporaryDirectory() as tmp:
-      ckpt = os.path.join(tmp, shape)
-      state, shardings, mesh = jax_init_and_save(cfg, ckpt)
+      ckpt = _CKPT_DIR.value or os.path.join(tmp, shape)
       sides = []
-      if 'jax' in _FRAMEWORKS.value:
-        sides.append(JaxSide(cfg, state, shardings, mesh, batch_np))
-      del state
-      if 'torch' in _FRAMEWORKS.value:
-        sides += [TorchSide(ckpt, attn, batch_np) for attn in _TORCH_ATTN.value]
-    res.update(run_sides(sides, b * t))
+      if _ISOLATE.value:
+        del jax_init_and_save(cfg, ckpt)[0]  # The checkpoint both load.
+        res.update(run_isolated(shape, ckpt, tmp))
+      else:
+        if 'jax' in _FRAMEWORKS.value or not _CKPT_DIR.value:
+          # A child re-initialises from the seed: the parent's parameters.
+          state, shardings, mesh = jax_init_and_save(
+              cfg, os.path.join(tmp, 'init') if _CKPT_DIR.value else ckpt)
+          if 'jax' in _FRAMEWORKS.value:
+            sides.append(JaxSide(cfg, state, shardings, mesh, batch_np))
+          del state
+        if 'torch' in _FRAMEWORKS.value:
+          sides += [TorchSide(ckpt, attn, batch_np)
+                    for attn in _TORCH_ATTN.value]
+        res.update(run_sides(sides, b * t))
     for k in [k for k in res if k.startswith('torch_')]:
       if 'jax' in res:
         res[f'ratio_jax_over_{k}'] = (res['jax']['tokens_per_s']
@@ -387,6 +436,7 @@ def _write(info, mm, results) -> None:
       ('steps', _STEPS), ('warmup', _WARMUP), ('lr', _LR),
       ('weight_decay', _WEIGHT_DECAY), ('torch_attn', _TORCH_ATTN),
       ('profile', _PROFILE), ('seed', _SEED))}
+  settings['isolate'] = _ISOLATE.value
   with open(_OUTPUT.value, 'w') as fp:
     json.dump({'machine': info, 'settings': settings, 'matmul': mm,
                'flops_formula': '6*N_matmul + 12*L*T*H*D_head per token; '

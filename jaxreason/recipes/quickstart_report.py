@@ -58,8 +58,11 @@ def _eval_results(workdir: str, config) -> dict[str, dict]:
 def rows(config, workdir: str) -> list[dict[str, Any]]:
   """Table rows: greedy at N=1 and each other method at every N."""
   out = []
-  for name, res in _eval_results(workdir, config).items():
-    run = config.eval.runs[name]
+  results = _eval_results(workdir, config)
+  # The SFT policy's runs first, then GRPO's (config order is alphabetical).
+  order = sorted(results, key=lambda n: config.eval.runs[n].policy != 'sft')
+  for name in order:
+    res, run = results[name], config.eval.runs[name]
     for method, by_n in res['summary'].items():
       for n, r in sorted(by_n.items(), key=lambda kv: int(kv[0])):
         verifier = run.verifier if method not in ('greedy', 'majority') else ''
