@@ -131,6 +131,10 @@ EXTRA_SHAPES = {
     'bench-124m': TransformerConfig(
         vocab_size=32000, num_layers=12, embed_dim=768, mlp_dim=2560,
         num_heads=12, num_kv_heads=12, qkv_bias=True, tie_embeddings=True),
+    # For tests/tools/test_bench_train.py (seconds).
+    'bench-tiny': TransformerConfig(
+        vocab_size=256, num_layers=2, embed_dim=64, mlp_dim=128, num_heads=4,
+        num_kv_heads=4, qkv_bias=True, tie_embeddings=True),
 }
 
 

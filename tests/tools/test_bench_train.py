@@ -1,0 +1,38 @@
+"""tools/bench_train.py end to end at a tiny shape: each side in its own process.
+
+The torch child loads the checkpoint the parent wrote and the JAX child
+re-initialises from the seed; equal first-step losses show both start from
+the same parameters (the ratio is only meaningful then).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from subprocess_testlib import REPO, subprocess_env
+
+
+@pytest.mark.slow
+def test_isolated_sides_start_from_the_same_parameters(tmp_path):
+  out = tmp_path / 'bench.json'
+  env = subprocess_env()
+  env['XLA_FLAGS'] = ''  # The bench refuses faked devices.
+  subprocess.run(
+      [sys.executable, 'tools/bench_train.py', '--shapes=bench-tiny',
+       '--steps=2', '--warmup=1', '--batch=2', '--seq_len=16',
+       '--matmul_n=64', '--matmul_iters=1', f'--output={out}'],
+      cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+  data = json.loads(out.read_text())
+  assert data['settings']['isolate'] is True
+  (res,) = data['results']
+  jax_side, torch_side = res['jax'], res['torch_sdpa']
+  for side in (jax_side, torch_side):
+    assert side['tokens_per_s'] > 0 and 0 < side['mfu'] < 1
+    assert len(side['step_times_s']) == 2
+  # Warmup step 1 differs by float noise only; the timed steps follow the
+  # same AdamW updates from the same start.
+  assert res['loss_max_abs_diff_vs_torch_sdpa'] < 1e-3
+  assert res['ratio_jax_over_torch_sdpa'] == pytest.approx(
+      jax_side['tokens_per_s'] / torch_side['tokens_per_s'])
