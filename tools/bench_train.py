@@ -393,7 +393,7 @@ def main(argv):
       ckpt = _CKPT_DIR.value or os.path.join(tmp, shape)
       sides = []
       if _ISOLATE.value:
-        del jax_init_and_save(cfg, ckpt)[0]  # The checkpoint both load.
+        jax_init_and_save(cfg, ckpt)  # The checkpoint both sides load.
         res.update(run_isolated(shape, ckpt, tmp))
       else:
         if 'jax' in _FRAMEWORKS.value or not _CKPT_DIR.value:
