@@ -298,7 +298,8 @@ def run_sides(sides, tokens_per_step: int) -> dict[str, dict[str, Any]]:
     warm = _time_loop(side.step, _WARMUP.value)
     out[side.name] = {'first_step_s': warm[0], 'step_times_s': [],
                       'losses': []}
-  print(f'#   {_STEPS.value} timed steps, sides interleaved', flush=True)
+  print(f'#   {_STEPS.value} timed steps'
+        + (', sides interleaved' if len(sides) > 1 else ''), flush=True)
   for _ in range(_STEPS.value):
     for side in sides:
       t0 = time.perf_counter()
