@@ -8,8 +8,10 @@
                              tokens per problem; the TIR rows on the
                              large-number split; seconds per stage
   claims                     each claim of the papers as measured here:
-                             holds (point estimates) and whether the 95%
-                             intervals separate
+                             holds (point estimates), whether the 95%
+                             intervals separate, and the exact McNemar
+                             p-value where both sides ran on the same
+                             problems
   learning_curves.png        the training curves of every stage
   accuracy_vs_n.png          accuracy against N per search method
   accuracy_by_difficulty.png accuracy per chain length (the task mixes them)
@@ -18,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Sequence
 
@@ -70,7 +73,10 @@ def rows(config, workdir: str) -> list[dict[str, Any]]:
             'run': name, 'policy': run.policy, 'method': method,
             'verifier': verifier, 'n': int(n), 'accuracy': r['accuracy'],
             'ci95': r['ci95'], 'tokens': r['tokens'],
-            'num_problems': res['num_problems'], 'split': 'held-out'})
+            'num_problems': res['num_problems'], 'split': 'held-out',
+            # Per problem, for the paired test of `claims`.
+            'correct': [bool(p['correct'])
+                        for p in res['per_problem'][method][n]]})
   tir_done = os.path.join(workdir, 'tir', 'done.json')
   if os.path.exists(tir_done):
     t = _load(tir_done)['summary']
@@ -94,13 +100,34 @@ def _find(table, **kw) -> dict | None:
   return None
 
 
+def mcnemar_p(a: Sequence[bool], b: Sequence[bool]) -> float:
+  """Exact two-sided McNemar p-value of paired per-problem outcomes.
+
+  Only the discordant problems count (a right and b wrong, or the reverse):
+  under "no difference" each is either way with probability 1/2.
+  """
+  if len(a) != len(b):
+    raise ValueError(f'paired outcomes of different lengths: {len(a)}, '
+                     f'{len(b)}')
+  a_only = sum(x and not y for x, y in zip(a, b))
+  b_only = sum(y and not x for x, y in zip(a, b))
+  n, k = a_only + b_only, min(a_only, b_only)
+  if n == 0:
+    return 1.0
+  tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+  return min(1.0, 2 * tail)
+
+
 def _claim(text: str, a: dict | None, b: dict | None) -> dict[str, Any]:
   if a is None or b is None:
     return {'claim': text, 'holds': None, 'note': 'not measured'}
-  return {'claim': text, 'a': a['accuracy'], 'b': b['accuracy'],
-          'holds': a['accuracy'] > b['accuracy'],
-          # Separated 95% intervals: a conservative test of the difference.
-          'separated': a['ci95'][0] > b['ci95'][1]}
+  out = {'claim': text, 'a': a['accuracy'], 'b': b['accuracy'],
+         'holds': a['accuracy'] > b['accuracy'],
+         # Separated 95% intervals: a conservative test of the difference.
+         'separated': a['ci95'][0] > b['ci95'][1], 'p_value': None}
+  if 'correct' in a and 'correct' in b:  # The same problems: a paired test.
+    out['p_value'] = mcnemar_p(a['correct'], b['correct'])
+  return out
 
 
 def claims(table: list[dict], max_n: int) -> list[dict[str, Any]]:
@@ -137,15 +164,17 @@ def markdown(table: list[dict], claim_rows: list[dict],
         f"| {r['policy']} | {METHOD_NAMES.get(r['method'], r['method'])} | "
         f"{r['verifier'] or '-'} | {r['n']} | {r['accuracy']:.3f} | "
         f"{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} | {tok} | {r['split']} |")
-  lines += ['', '| claim | measured | holds | 95% intervals separate |',
-            '|---|---|---|---|']
+  lines += ['', '| claim | measured | holds | 95% intervals separate | '
+            'paired p (McNemar) |', '|---|---|---|---|---|']
   for c in claim_rows:
     if c['holds'] is None:
-      lines.append(f"| {c['claim']} | not measured | - | - |")
+      lines.append(f"| {c['claim']} | not measured | - | - | - |")
     else:
+      p = c.get('p_value')
       lines.append(f"| {c['claim']} | {c['a']:.3f} vs {c['b']:.3f} | "
                    f"{'yes' if c['holds'] else 'no'} | "
-                   f"{'yes' if c['separated'] else 'no'} |")
+                   f"{'yes' if c['separated'] else 'no'} | "
+                   f"{'-' if p is None else f'{p:.3f}'} |")
   lines += ['', '| stage | seconds |', '|---|---|']
   lines += [f'| {s} | {t:.0f} |' for s, t in seconds.items()]
   lines.append(f'| total | {sum(seconds.values()):.0f} |')

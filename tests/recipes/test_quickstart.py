@@ -155,6 +155,23 @@ def test_claims_read_the_table():
   assert got['tool use above no tool on large numbers']['holds'] is None
 
 
+def test_mcnemar_against_the_binomial_formula():
+  # 6 problems only a gets right, 1 only b: p = 2 * P(X <= 1), X ~ B(7, .5).
+  a = [True] * 6 + [False] + [True] * 5 + [False] * 3
+  b = [False] * 6 + [True] + [True] * 5 + [False] * 3
+  assert quickstart_report.mcnemar_p(a, b) == pytest.approx(2 * 8 / 128)
+  assert quickstart_report.mcnemar_p(a, a) == 1.0
+  assert quickstart_report.mcnemar_p(b, a) == quickstart_report.mcnemar_p(
+      a, b)
+  with pytest.raises(ValueError, match='lengths'):
+    quickstart_report.mcnemar_p(a, b[:-1])
+  # With per-problem outcomes a claim carries the paired p-value.
+  ra = dict(_row('grpo', 'greedy', 12 / 16, 0.5, 0.9), correct=a)
+  rb = dict(_row('sft', 'greedy', 6 / 16, 0.2, 0.6), correct=b)
+  (grpo, *_) = quickstart_report.claims([ra, rb], 8)
+  assert grpo['p_value'] == pytest.approx(0.125)
+
+
 def test_mixed_chain_lengths():
   task = qs_config.task()
   train, held_out = sources.synthetic_splits(task, 400, 100, 0)
