@@ -275,16 +275,20 @@ def needs(stage: str) -> tuple[str, ...]:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs `config.stages` in order; returns {stage: done.json}."""
-  unknown = [s for s in config.stages if s not in STAGES]
+  # --config.stages=eval,report arrives as one string in a tuple.
+  stages = [s for item in ([config.stages] if isinstance(config.stages, str)
+                           else config.stages)
+            for s in str(item).split(',') if s]
+  unknown = [s for s in stages if s not in STAGES]
   if unknown:
     raise ValueError(f'config.stages: unknown {unknown}; expected some of '
                      f'{STAGES}')
   os.makedirs(workdir, exist_ok=True)
   start = time.time()
   out = {}
-  for i, stage in enumerate(config.stages):
+  for i, stage in enumerate(stages):
     logging.info('[quickstart] stage %d/%d (%s), %.0f s so far', i + 1,
-                 len(config.stages), stage, time.time() - start)
+                 len(stages), stage, time.time() - start)
     out[stage] = run_stage(config, workdir, stage)
   logging.info('[quickstart] all stages: %.0f s', time.time() - start)
   return out

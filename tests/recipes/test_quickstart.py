@@ -118,6 +118,10 @@ def test_a_stage_without_its_inputs_names_them(tmp_path):
   config.stages = ('tokenizer', 'rlhf')
   with pytest.raises(ValueError, match='rlhf'):
     quickstart.train(config, str(tmp_path))
+  # As --config.stages=tokenizer,rlhf gives it: one comma-separated string.
+  config.stages = ('tokenizer,rlhf',)
+  with pytest.raises(ValueError, match=r"unknown \['rlhf'\]"):
+    quickstart.train(config, str(tmp_path))
 
 
 @pytest.mark.slow
