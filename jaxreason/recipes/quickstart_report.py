@@ -30,6 +30,7 @@ import numpy as np
 from jaxreason.data import sources
 from jaxreason.evals.pass_at_k import wilson_interval
 from jaxreason.train.metrics import read_metrics
+from jaxreason.train.plots import save_figure
 
 REPORT_DIR = 'report'
 METHOD_NAMES = {'greedy': 'greedy', 'majority': 'majority vote',
@@ -205,10 +206,7 @@ def plot_learning_curves(workdir: str, path: str) -> str | None:
     ax.set_title(title)
     ax.set_xlabel('step')
     ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path, dpi=100)
 
 
 def plot_accuracy_vs_n(table: list[dict], path: str) -> str | None:
@@ -237,10 +235,7 @@ def plot_accuracy_vs_n(table: list[dict], path: str) -> str | None:
   ax.set_ylabel('held-out accuracy')
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path, dpi=100)
 
 
 def by_difficulty(config, workdir: str, max_n: int
@@ -283,10 +278,7 @@ def plot_by_difficulty(acc: dict[str, dict[int, float]], path: str
   ax.set_ylabel('held-out accuracy')
   ax.legend(fontsize=6, ncol=2)
   ax.grid(alpha=0.3, axis='y')
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path, dpi=100)
 
 
 def write(config: ml_collections.ConfigDict, workdir: str,

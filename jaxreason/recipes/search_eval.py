@@ -51,6 +51,7 @@ from jaxreason.search import beam, best_of_n, compute_optimal, dvts
 from jaxreason.search.common import ExtractFn, SearchResult
 from jaxreason.search.generator import LMGenerator
 from jaxreason.train import run_config
+from jaxreason.train.plots import save_figure
 from jaxreason.verifiers import OracleVerifier, Verifier
 from jaxreason.verifiers.reward_model import load_verifier
 from jaxreason.verifiers.thinkprm import ThinkPRM
@@ -348,10 +349,7 @@ def plot_scaling(summary, report, path: str, title: str = '') -> str:
   axes[1].legend(fontsize=7, loc='lower right')
   if title:
     fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path, dpi=110)
 
 
 def markdown(summary, report) -> str:

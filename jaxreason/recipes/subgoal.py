@@ -56,6 +56,7 @@ from jaxreason.sharding import mesh as mesh_lib
 from jaxreason.sharding import rules as rules_lib
 from jaxreason.train import optim, run_config, run_context
 from jaxreason.train.state import abstract_train_state
+from jaxreason.train.plots import save_figure
 from jaxreason.train.step import batch_sharding, make_train_step
 
 SUMMARY_FILE = 'subgoal_summary.json'
@@ -401,7 +402,4 @@ def plot_rounds(summary: dict[str, Any], path: str) -> str:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path, dpi=110)

@@ -8,6 +8,15 @@ from typing import Sequence
 from jaxreason.train.metrics import read_metrics
 
 
+def save_figure(fig, path: str, dpi: int = 110) -> str:
+  """Lays out, writes and closes a matplotlib figure; returns `path`."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+  return path
+
+
 def plot_learning_curves(workdir: str,
                          keys: Sequence[str] = ('loss', 'accuracy'),
                          filename: str = 'learning_curves.png') -> str | None:
@@ -28,8 +37,4 @@ def plot_learning_curves(workdir: str,
     ax.set_xlabel('step')
     ax.set_title(key)
     ax.grid(alpha=0.3)
-  fig.tight_layout()
-  path = os.path.join(workdir, filename)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, os.path.join(workdir, filename))
