@@ -199,6 +199,20 @@ def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
 # Layers ------------------------------------------------------------------------
 
 
+def token_major(fn: Callable[[Array], Array], x: Array, num_features: int = 1
+                ) -> Array:
+  """fn applied to x [*lead, *features] as [prod(lead), *features].
+
+  Dense layers see one token axis instead of [B, T]: the weight gradient is
+  then a plain 2-D contraction over tokens, which XLA:CPU maps to one GEMM,
+  while contracting [B, T] together costs a transposed copy of the
+  activation gradient per layer (bench-40m fwd+bwd: see tools/bench_train.py).
+  """
+  lead = x.shape[:x.ndim - num_features]
+  y = fn(x.reshape((-1,) + x.shape[len(lead):]))
+  return y.reshape(lead + y.shape[1:])
+
+
 def _init(config: TransformerConfig, names):
   return nn.with_logical_partitioning(
       nn.initializers.normal(config.init_std), names)
@@ -236,26 +250,68 @@ def attention_mask(segment_ids: Array, kv_segment_ids: Array | None = None,
   return (causal & same)[:, None]
 
 
+def _group_queries(x: Array, num_kv_heads: int) -> Array:
+  """[B, T, H, D] -> [B, T, K, G, D]: query head h = k * G + g reads kv head k."""
+  b, t, h, d = x.shape
+  return x.reshape(b, t, num_kv_heads, h // num_kv_heads, d)
+
+
+def _attention_probs(q: Array, k: Array, mask: Array) -> Array:
+  """Softmax probabilities [B, K, T, G, S] (float32) of grouped q, k.
+
+  Scores as [B, K, T, G, S]: dot_general's own output order (batch dims, then
+  q's free dims in q's order, then k's), so XLA inserts no transpose after the
+  dot. 'bkgts' cost one per dot with G > 1 (GQA): XLA:CPU HLO fwd+bwd 11 -> 8
+  transposes. With G = 1 both orders are the same layout.
+  """
+  scores = jnp.einsum('btkgd,bskd->bktgs', q, k,
+                      preferred_element_type=jnp.float32)
+  scores = scores / math.sqrt(q.shape[-1])
+  scores = jnp.where(mask[:, :, :, None], scores, jnp.finfo(jnp.float32).min)
+  return jax.nn.softmax(scores, axis=-1)
+
+
+@jax.custom_vjp
 def dot_product_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
   """Grouped-query attention.
 
   q: [B, T, H, D], k/v: [B, S, K, D], mask: [B, 1, T, S] -> [B, T, H, D].
   Scores and softmax are computed in float32.
+
+  The backward pass is FlashAttention's (Dao 2023, alg. 2) on the saved
+  probabilities P: dS = P * (dP - rowsum(dO * O)), the row term a [B, T, H]
+  reduction over head_dim instead of autodiff's rowsum(dP * P) over the
+  keys, which XLA:CPU fuses into the dP matmul and runs far below the matmul
+  rate (bench-40m fwd+bwd 4.4 -> 4.0 s). Gradients equal autodiff's
+  (tests/models/test_attention.py).
   """
-  b, t, h, d = q.shape
-  kv = k.shape[2]
-  q = q.reshape(b, t, kv, h // kv, d)
-  # Scores as [B, K, T, G, S]: dot_general's own output order (batch dims,
-  # then q's free dims in q's order, then k's), so XLA inserts no transpose
-  # after the dot. 'bkgts' cost one per dot with G > 1 (GQA): XLA:CPU HLO of
-  # this function fwd+bwd 11 -> 8 transposes; tiny model grad 70 -> 64. With
-  # G = 1 (bench-40m) both orders are the same layout.
-  scores = jnp.einsum('btkgd,bskd->bktgs', q, k,
-                      preferred_element_type=jnp.float32) / math.sqrt(d)
-  scores = jnp.where(mask[:, :, :, None], scores, jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum('bktgs,bskd->btkgd', probs, v)
-  return out.reshape(b, t, h, d)
+  return _attention_fwd(q, k, v, mask)[0]
+
+
+def _attention_fwd(q, k, v, mask):
+  probs = _attention_probs(_group_queries(q, k.shape[2]), k, mask)
+  probs = probs.astype(v.dtype)
+  out = jnp.einsum('bktgs,bskd->btkgd', probs, v).reshape(q.shape)
+  return out, (q, k, v, out, probs)
+
+
+def _attention_bwd(residuals, d_out):
+  q, k, v, out, probs = residuals
+  num_kv = k.shape[2]
+  qg, dog = _group_queries(q, num_kv), _group_queries(d_out, num_kv)
+  og = _group_queries(out, num_kv)
+  f32 = jnp.float32
+  row = jnp.einsum('btkgd,btkgd->bktg', dog.astype(f32), og.astype(f32))
+  dv = jnp.einsum('bktgs,btkgd->bskd', probs, dog)
+  dp = jnp.einsum('btkgd,bskd->bktgs', dog, v, preferred_element_type=f32)
+  ds = probs.astype(f32) * (dp - row[..., None]) / math.sqrt(q.shape[-1])
+  ds = ds.astype(q.dtype)
+  dq = jnp.einsum('bktgs,bskd->btkgd', ds, k).reshape(q.shape)
+  dk = jnp.einsum('bktgs,btkgd->bskd', ds, qg)
+  return dq, dk.astype(k.dtype), dv.astype(v.dtype), None
+
+
+dot_product_attention.defvjp(_attention_fwd, _attention_bwd)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,12 +358,14 @@ class Attention(nn.Module):
         param_dtype=cfg.jnp_param_dtype, kernel_init=_init(cfg, names),
         bias_init=nn.with_logical_partitioning(
             nn.initializers.zeros, names[1:]), name=name)
-    q = dense((cfg.num_heads, hd), ('embed', 'heads', 'head_dim'),
-              cfg.qkv_bias, 'q_proj')(x)
-    k = dense((cfg.num_kv_heads, hd), ('embed', 'kv_heads', 'head_dim'),
-              cfg.qkv_bias, 'k_proj')(x)
-    v = dense((cfg.num_kv_heads, hd), ('embed', 'kv_heads', 'head_dim'),
-              cfg.qkv_bias, 'v_proj')(x)
+    q = token_major(dense((cfg.num_heads, hd), ('embed', 'heads', 'head_dim'),
+                          cfg.qkv_bias, 'q_proj'), x)
+    k = token_major(dense((cfg.num_kv_heads, hd),
+                          ('embed', 'kv_heads', 'head_dim'), cfg.qkv_bias,
+                          'k_proj'), x)
+    v = token_major(dense((cfg.num_kv_heads, hd),
+                          ('embed', 'kv_heads', 'head_dim'), cfg.qkv_bias,
+                          'v_proj'), x)
     q = constrain(q, ('act_batch', 'act_length', 'act_heads', None))
     k = constrain(k, ('act_batch', 'act_length', 'act_kv_heads', None))
     v = constrain(v, ('act_batch', 'act_length', 'act_kv_heads', None))
@@ -320,11 +378,11 @@ class Attention(nn.Module):
       cache = cache.write(k, v)
       out = cache.attend(q, positions)  # [B, T, H, D]
     out = constrain(out, ('act_batch', 'act_length', 'act_heads', None))
-    out = nn.DenseGeneral(
+    out = token_major(nn.DenseGeneral(
         cfg.embed_dim, axis=(-2, -1), use_bias=False, dtype=cfg.jnp_dtype,
         param_dtype=cfg.jnp_param_dtype,
         kernel_init=_init(cfg, ('heads', 'head_dim', 'embed')),
-        name='o_proj')(out)
+        name='o_proj'), out, num_features=2)
     return out if cache is None else (out, cache)
 
 
@@ -338,10 +396,10 @@ class MLP(nn.Module):
         feats, use_bias=False, dtype=cfg.jnp_dtype,
         param_dtype=cfg.jnp_param_dtype, kernel_init=_init(cfg, names),
         name=name)
-    gate = dense(cfg.mlp_dim, ('embed', 'mlp'), 'gate_proj')(x)
-    up = dense(cfg.mlp_dim, ('embed', 'mlp'), 'up_proj')(x)
+    gate = token_major(dense(cfg.mlp_dim, ('embed', 'mlp'), 'gate_proj'), x)
+    up = token_major(dense(cfg.mlp_dim, ('embed', 'mlp'), 'up_proj'), x)
     h = constrain(nn.silu(gate) * up, ('act_batch', 'act_length', 'act_mlp'))
-    return dense(cfg.embed_dim, ('mlp', 'embed'), 'down_proj')(h)
+    return token_major(dense(cfg.embed_dim, ('mlp', 'embed'), 'down_proj'), h)
 
 
 class DecoderLayer(nn.Module):
@@ -452,8 +510,8 @@ class Transformer(nn.Module):
         raise ValueError('hidden_only is for training mode (no cache) and '
                          'returns the hidden states only')
       return hidden
-    logits = (embed.attend(hidden) if cfg.tie_embeddings
-              else _lm_head(cfg)(hidden))
+    logits = token_major(embed.attend if cfg.tie_embeddings
+                         else _lm_head(cfg), hidden)
     logits = constrain(logits.astype(jnp.float32),
                        ('act_batch', 'act_length', 'act_vocab'))
     if cache is None:
@@ -494,9 +552,9 @@ class Unembed(nn.Module):
   @nn.compact
   def __call__(self, hidden: Array) -> Array:
     cfg = self.config
-    if cfg.tie_embeddings:
-      return _embed_tokens(cfg).attend(hidden).astype(jnp.float32)
-    return _lm_head(cfg)(hidden).astype(jnp.float32)
+    unembed = (_embed_tokens(cfg).attend if cfg.tie_embeddings
+               else _lm_head(cfg))
+    return token_major(unembed, hidden).astype(jnp.float32)
 
 
 def _remat_layer(cfg: TransformerConfig, prevent_cse: bool) -> type:

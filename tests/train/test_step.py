@@ -116,8 +116,11 @@ def test_grad_accumulation_equals_full_batch():
   full, full_losses, _ = _run(mesh, steps=2, accum=1)
   acc, acc_losses, _ = _run(mesh, steps=2, accum=2)
   np.testing.assert_allclose(acc_losses, full_losses, atol=1e-6)
+  # Params after two Adam steps: Adam divides by sqrt(v), so an entry with a
+  # near-zero gradient amplifies float summation-order noise; 1e-5 as in the
+  # mesh-equality tests above.
   jax.tree.map(lambda a, b: np.testing.assert_allclose(
-      np.asarray(a), np.asarray(b), atol=1e-6), acc.params, full.params)
+      np.asarray(a), np.asarray(b), atol=1e-5), acc.params, full.params)
 
 
 def test_trainable_mask_freezes_params():
