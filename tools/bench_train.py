@@ -113,6 +113,10 @@ _TORCH_ATTN = flags.DEFINE_list(
 _MATMUL_N = flags.DEFINE_integer('matmul_n', 2048, 'Peak-rate matmul size.')
 _MATMUL_ITERS = flags.DEFINE_integer('matmul_iters', 10,
                                      'Matmuls per timing (best of 3).')
+_ATTN_BLOCK = flags.DEFINE_integer(
+    'attention_block_size', 128,
+    'JAX side: TransformerConfig.attention_block_size (causal query blocks; '
+    '0: one dense block). The checkpoint and torch side are unaffected.')
 _PROFILE = flags.DEFINE_bool('profile', False,
                              'Break steps down (fwd/bwd/optimizer, top ops).')
 _TOP_OPS = flags.DEFINE_integer('top_ops', 12, 'Ops listed by --profile.')
@@ -139,9 +143,10 @@ EXTRA_SHAPES = {
 
 
 def shape_config(name: str) -> TransformerConfig:
-  if name in EXTRA_SHAPES:
-    return EXTRA_SHAPES[name]
-  return TransformerConfig.from_preset(name)
+  """The shape with this run's JAX-side options (--attention_block_size)."""
+  cfg = (EXTRA_SHAPES[name] if name in EXTRA_SHAPES
+         else TransformerConfig.from_preset(name))
+  return cfg.replace(attention_block_size=_ATTN_BLOCK.value)
 
 
 def flops_per_token(cfg: TransformerConfig, seq_len: int) -> dict[str, float]:
@@ -337,6 +342,7 @@ def run_isolated(shape: str, ckpt: str, tmp: str) -> dict[str, dict]:
            f'--steps={_STEPS.value}', f'--warmup={_WARMUP.value}',
            f'--lr={_LR.value}', f'--weight_decay={_WEIGHT_DECAY.value}',
            f'--seed={_SEED.value}', f'--profile={_PROFILE.value}',
+           f'--attention_block_size={_ATTN_BLOCK.value}',
            f'--top_ops={_TOP_OPS.value}', '--matmul_n=256',
            '--matmul_iters=1', f'--output={path}']
     print(f'#   {side}: own process', flush=True)
@@ -387,7 +393,8 @@ def main(argv):
     res: dict[str, Any] = {
         'shape': shape, 'config': {k: getattr(cfg, k) for k in (
             'vocab_size', 'num_layers', 'embed_dim', 'mlp_dim', 'num_heads',
-            'num_kv_heads', 'qkv_bias', 'tie_embeddings', 'dtype')},
+            'num_kv_heads', 'qkv_bias', 'tie_embeddings', 'dtype',
+            'attention_block_size')},
         'num_params': cfg.num_params(), 'flops_per_token': fpt,
         'batch': b, 'seq_len': t}
     with tempfile.TemporaryDirectory() as tmp:
@@ -440,7 +447,8 @@ def _write(info, mm, results) -> None:
       ('shapes', _SHAPES), ('batch', _BATCH), ('seq_len', _SEQ_LEN),
       ('steps', _STEPS), ('warmup', _WARMUP), ('lr', _LR),
       ('weight_decay', _WEIGHT_DECAY), ('torch_attn', _TORCH_ATTN),
-      ('profile', _PROFILE), ('seed', _SEED))}
+      ('profile', _PROFILE), ('seed', _SEED),
+      ('attention_block_size', _ATTN_BLOCK))}
   settings['isolate'] = _ISOLATE.value
   with open(_OUTPUT.value, 'w') as fp:
     json.dump({'machine': info, 'settings': settings, 'matmul': mm,

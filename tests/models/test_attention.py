@@ -162,3 +162,47 @@ def test_attention_gradients_match_autodiff_of_plain_attention():
   for name, a, b in zip(('out', 'dq', 'dk', 'dv'), got16, want):
     np.testing.assert_allclose(np.asarray(a, np.float32), b, atol=0.1,
                                rtol=0.05, err_msg=name)
+
+
+def test_causal_query_blocks_equal_one_dense_block():
+  """causal_attention in blocks (uneven: 5, 5, 2) = the dense call, with grads.
+
+  And a whole model with attention_block_size set: same loss and gradients.
+  """
+  from jaxreason.models import transformer as tr  # pylint: disable=g-import-not-at-top
+  t = 12
+  kq, kk, kv, kc = jax.random.split(jax.random.key(4), 4)
+  q = jax.random.normal(kq, (B, t, H, D))
+  k = jax.random.normal(kk, (B, t, K, D))
+  v = jax.random.normal(kv, (B, t, K, D))
+  cot = jax.random.normal(kc, (B, t, H, D))
+  mask = tr.attention_mask(jnp.array([[1] * 12, [1] * 5 + [2] * 7,
+                                      [1] * 8 + [0] * 4]))
+
+  def grads(block):
+    fn = lambda *a: tr.causal_attention(*a, mask, block)
+    out, vjp = jax.vjp(fn, q, k, v)
+    return (out,) + vjp(cot)
+
+  want = jax.jit(lambda: grads(0))()
+  for block in (5, 12):
+    got = jax.jit(lambda b=block: grads(b))()
+    for name, a, b in zip(('out', 'dq', 'dk', 'dv'), got, want):
+      np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5,
+                                 err_msg=f'{name} block {block}')
+
+  cfg = tr.TransformerConfig.from_preset('tiny')
+  params = tr.init_params(cfg, jax.random.key(5))
+  tokens = jax.random.randint(jax.random.key(6), (2, 16), 0, cfg.vocab_size)
+
+  def loss(c):
+    fn = lambda p: jnp.mean(tr.Transformer(c).apply({'params': p}, tokens)
+                            ** 2)
+    return jax.jit(jax.value_and_grad(fn))(params)
+
+  (l0, g0), (l1, g1) = loss(cfg), loss(cfg.replace(attention_block_size=6))
+  np.testing.assert_allclose(l1, l0, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g1,
+               g0)
+  with np.testing.assert_raises(ValueError):
+    cfg.replace(attention_block_size=-1)
