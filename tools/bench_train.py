@@ -42,6 +42,13 @@ JAX step took 8.3 s before any torch step and 10-12 s after one. With
 interleaved (jax, torch, jax, torch ...), so that changes in background load
 fall on both.
 
+`--rounds=N` runs each isolated side N times, alternating the order (jax,
+torch, torch, jax, ...), and reports each side's fastest round (every
+round's tok/s is kept in the JSON): on a shared host a slow spell then
+biases neither side. The JAX side's `--attention_block_size` (default 128)
+is `TransformerConfig.attention_block_size`: causal query blocks that skip
+the masked upper triangle (exact); 0 gives one dense attention call.
+
 `--profile` adds, per framework: forward-only, forward+backward and
 optimizer-only timings (medians); for JAX also the number of compilations of
 the step, whether donation freed the old state, XLA's flop count of the step,
@@ -125,6 +132,11 @@ _OUTPUT = flags.DEFINE_string('output', 'bench_train.json', 'JSON results.')
 _ISOLATE = flags.DEFINE_bool(
     'isolate', True, 'Each side in its own process (one per shape and '
     'side); False: every side in this process, timed steps interleaved.')
+_ROUNDS = flags.DEFINE_integer(
+    'rounds', 1, 'With --isolate: run every side this many times, in '
+    'alternating order (jax, torch, torch, jax, ...), and report each '
+    "side's fastest round (all rounds' tok/s are recorded): background load "
+    'on a shared host then biases neither side.')
 _CKPT_DIR = flags.DEFINE_string(
     'ckpt_dir', '', 'Set by --isolate for its children: the HF checkpoint '
     'the torch side loads (the JAX side re-initialises from --seed).')
@@ -325,33 +337,43 @@ def run_sides(sides, tokens_per_step: int) -> dict[str, dict[str, Any]]:
   return out
 
 
-
 def run_isolated(shape: str, ckpt: str, tmp: str) -> dict[str, dict]:
   """Runs each side of `shape` in a child process; {side name: result}."""
   sides = (['jax'] if 'jax' in _FRAMEWORKS.value else []) + (
       [f'torch:{a}' for a in _TORCH_ATTN.value]
       if 'torch' in _FRAMEWORKS.value else [])
+  rounds: dict[str, list[dict]] = {}
+  for r in range(_ROUNDS.value):
+    for side in (sides if r % 2 == 0 else sides[::-1]):
+      for k, v in _run_child(shape, side, ckpt, tmp).items():
+        rounds.setdefault(k, []).append(v)
   out = {}
-  for side in sides:
-    framework, _, attn = side.partition(':')
-    path = os.path.join(tmp, f'{shape}_{framework}{attn}.json')
-    cmd = [sys.executable, os.path.abspath(__file__), '--isolate=false',
-           f'--ckpt_dir={ckpt}', f'--shapes={shape}',
-           f'--frameworks={framework}', f'--torch_attn={attn or "sdpa"}',
-           f'--batch={_BATCH.value}', f'--seq_len={_SEQ_LEN.value}',
-           f'--steps={_STEPS.value}', f'--warmup={_WARMUP.value}',
-           f'--lr={_LR.value}', f'--weight_decay={_WEIGHT_DECAY.value}',
-           f'--seed={_SEED.value}', f'--profile={_PROFILE.value}',
-           f'--attention_block_size={_ATTN_BLOCK.value}',
-           f'--top_ops={_TOP_OPS.value}', '--matmul_n=256',
-           '--matmul_iters=1', f'--output={path}']
-    print(f'#   {side}: own process', flush=True)
-    subprocess.run(cmd, check=True)
-    with open(path) as f:
-      child = json.load(f)['results'][0]
-    out.update({k: v for k, v in child.items()
-                if k == 'jax' or k.startswith('torch_')})
+  for k, runs in rounds.items():
+    out[k] = dict(max(runs, key=lambda v: v['tokens_per_s']),
+                  rounds_tokens_per_s=[v['tokens_per_s'] for v in runs])
   return out
+
+
+def _run_child(shape: str, side: str, ckpt: str, tmp: str) -> dict[str, dict]:
+  """One side of `shape` in its own process: {side name: result}."""
+  framework, _, attn = side.partition(':')
+  path = os.path.join(tmp, f'{shape}_{framework}{attn}.json')
+  cmd = [sys.executable, os.path.abspath(__file__), '--isolate=false',
+         f'--ckpt_dir={ckpt}', f'--shapes={shape}',
+         f'--frameworks={framework}', f'--torch_attn={attn or "sdpa"}',
+         f'--batch={_BATCH.value}', f'--seq_len={_SEQ_LEN.value}',
+         f'--steps={_STEPS.value}', f'--warmup={_WARMUP.value}',
+         f'--lr={_LR.value}', f'--weight_decay={_WEIGHT_DECAY.value}',
+         f'--seed={_SEED.value}', f'--profile={_PROFILE.value}',
+         f'--attention_block_size={_ATTN_BLOCK.value}',
+         f'--top_ops={_TOP_OPS.value}', '--matmul_n=256',
+         '--matmul_iters=1', f'--output={path}']
+  print(f'#   {side}: own process', flush=True)
+  subprocess.run(cmd, check=True)
+  with open(path) as f:
+    child = json.load(f)['results'][0]
+  return {k: v for k, v in child.items()
+          if k == 'jax' or k.startswith('torch_')}
 
 
 def _fmt_params(n: int) -> str:
@@ -448,7 +470,7 @@ def _write(info, mm, results) -> None:
       ('steps', _STEPS), ('warmup', _WARMUP), ('lr', _LR),
       ('weight_decay', _WEIGHT_DECAY), ('torch_attn', _TORCH_ATTN),
       ('profile', _PROFILE), ('seed', _SEED),
-      ('attention_block_size', _ATTN_BLOCK))}
+      ('attention_block_size', _ATTN_BLOCK), ('rounds', _ROUNDS))}
   settings['isolate'] = _ISOLATE.value
   with open(_OUTPUT.value, 'w') as fp:
     json.dump({'machine': info, 'settings': settings, 'matmul': mm,

@@ -236,10 +236,10 @@ def render_grader(data: dict[str, Any]) -> str:
 _TRAIN_CMDS = [
     [PY, 'tools/bench_train.py', '--shapes=bench-40m', '--batch=8',
      '--seq_len=512', '--steps=4', '--warmup=1', '--attention_block_size=128',
-     '--output=benchmarks/bench_train_40m.json'],
+     '--rounds=2', '--output=benchmarks/bench_train_40m.json'],
     [PY, 'tools/bench_train.py', '--shapes=bench-124m', '--batch=8',
      '--seq_len=512', '--steps=3', '--warmup=1', '--attention_block_size=128',
-     '--output=benchmarks/bench_train_124m.json'],
+     '--rounds=2', '--output=benchmarks/bench_train_124m.json'],
 ]
 _GRPO_CMDS = [
     [PY, 'tools/bench_grpo.py', f'--policy={RUNS_REL}/quickstart_seed0',
