@@ -119,9 +119,15 @@ class RunContext:
     round, with its own `extra`), so nothing is saved here, not even on
     SIGTERM; the caller sees the returned flag and stops.
     """
-    stats = self.progress.update(step, tokens)
     last = step == self.total_steps or self.stop.flag
-    if step % self.log_every == 0 or last:
+    log_now = step % self.log_every == 0 or last
+    if log_now:
+      # Steps are dispatched asynchronously: without waiting for this one,
+      # the rate would count steps queued but not run (the first log after
+      # a start or resume showed 40x the real tok/s and a wrong ETA).
+      jax.block_until_ready(metrics)
+    stats = self.progress.update(step, tokens)
+    if log_now:
       values = self.writer.write(step, {**metrics, **stats})
       logging.info('%s', self.progress.line(step, stats, values))
     if save:
