@@ -85,20 +85,17 @@ from typing import Any
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreason.losses.sft import sft_loss
 from jaxreason.models import hf
 from jaxreason.models.transformer import Transformer, TransformerConfig
-from jaxreason.sharding.mesh import make_mesh
-from jaxreason.train import optim
-from jaxreason.train.state import create_train_state
 from jaxreason.train.step import batch_sharding, make_train_step
 
 # `python tools/bench_train.py` and tests loading this file by path alike.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import train_mfu  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchlib.train_mfu import flops_per_token  # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchlib import train_profile  # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchlib.train_profile import _time_loop, matmul_rates  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -141,17 +138,8 @@ _CKPT_DIR = flags.DEFINE_string(
     'ckpt_dir', '', 'Set by --isolate for its children: the HF checkpoint '
     'the torch side loads (the JAX side re-initialises from --seed).')
 
-# Shapes beyond the library presets: Qwen2 layout, tied embeddings.
-EXTRA_SHAPES = {
-    # GPT-2-small-like width and depth; 123.8M parameters.
-    'bench-124m': TransformerConfig(
-        vocab_size=32000, num_layers=12, embed_dim=768, mlp_dim=2560,
-        num_heads=12, num_kv_heads=12, qkv_bias=True, tie_embeddings=True),
-    # For tests/tools/test_bench_train.py (seconds).
-    'bench-tiny': TransformerConfig(
-        vocab_size=256, num_layers=2, embed_dim=64, mlp_dim=128, num_heads=4,
-        num_kv_heads=4, qkv_bias=True, tie_embeddings=True),
-}
+# Shapes beyond the library presets (bench-124m, bench-tiny): benchlib.
+EXTRA_SHAPES = train_mfu.EXTRA_SHAPES
 
 
 def shape_config(name: str) -> TransformerConfig:
@@ -159,17 +147,6 @@ def shape_config(name: str) -> TransformerConfig:
   cfg = (EXTRA_SHAPES[name] if name in EXTRA_SHAPES
          else TransformerConfig.from_preset(name))
   return cfg.replace(attention_block_size=_ATTN_BLOCK.value)
-
-
-def flops_per_token(cfg: TransformerConfig, seq_len: int) -> dict[str, float]:
-  """Training flops per token (see the module docstring)."""
-  d, f, h, k, hd = (cfg.embed_dim, cfg.mlp_dim, cfg.num_heads,
-                    cfg.num_kv_heads, cfg.head_size)
-  n_matmul = (cfg.num_layers * (2 * d * h * hd + 2 * d * k * hd + 3 * d * f)
-              + cfg.vocab_size * d)
-  attn = 12 * cfg.num_layers * seq_len * h * hd
-  return {'n_matmul': n_matmul, 'dense': 6 * n_matmul, 'attention': attn,
-          'total': 6 * n_matmul + attn}
 
 
 # JAX side ---------------------------------------------------------------------
@@ -180,25 +157,10 @@ def _optim_cfg() -> dict[str, Any]:
               b2=0.999, eps=1e-8, weight_decay=_WEIGHT_DECAY.value)
 
 
-def _make_loss_fn(model: Transformer):
-  def loss_fn(params, batch, rng, frozen):
-    del rng, frozen
-    logits = model.apply({'params': params}, batch['tokens'],
-                         batch['positions'], batch['segment_ids'])
-    return sft_loss(logits, batch['tokens'], batch['segment_ids'],
-                    batch['loss_mask'])
-  return loss_fn
-
-
 def jax_init_and_save(cfg: TransformerConfig, ckpt_dir: str):
   """(state, shardings, mesh): a fresh sharded state, also saved as HF."""
-  mesh = make_mesh([('data', 1), ('fsdp', 1), ('tensor', 1)],
-                   devices=jax.devices()[:1])
-  model = Transformer(cfg)
-  init = lambda r: model.init(r, jnp.zeros((1, 1), jnp.int32))['params']
-  tx_factory = lambda mask: optim.make_optimizer(_optim_cfg(), mask)[0]
-  state, shardings = create_train_state(
-      init, tx_factory, jax.random.PRNGKey(_SEED.value), mesh)
+  state, shardings, mesh = train_mfu.init_state(cfg, _SEED.value,
+                                                _optim_cfg())
   hf.save_checkpoint(ckpt_dir, cfg, state.params)
   return state, shardings, mesh
 
@@ -209,7 +171,7 @@ class JaxSide:
   name = 'jax'
 
   def __init__(self, cfg, state, shardings, mesh, batch_np):
-    self.loss_fn = _make_loss_fn(Transformer(cfg))
+    self.loss_fn = train_mfu.sft_loss_fn(Transformer(cfg))
     self.train_step = make_train_step(self.loss_fn, shardings, mesh)
     self.state = state
     self.batch = jax.device_put(batch_np, batch_sharding(mesh))
@@ -404,13 +366,7 @@ def main(argv):
   results = []
   for shape in _SHAPES.value:
     cfg = shape_config(shape)
-    rng = np.random.default_rng(_SEED.value)
-    batch_np = {
-        'tokens': rng.integers(0, cfg.vocab_size, (b, t)).astype(np.int32),
-        'positions': np.broadcast_to(np.arange(t, dtype=np.int32),
-                                     (b, t)).copy(),
-        'segment_ids': np.ones((b, t), np.int32),
-        'loss_mask': np.ones((b, t), np.int32)}
+    batch_np = train_mfu.random_batch(cfg, b, t, _SEED.value)
     fpt = flops_per_token(cfg, t)
     res: dict[str, Any] = {
         'shape': shape, 'config': {k: getattr(cfg, k) for k in (

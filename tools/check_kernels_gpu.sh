@@ -12,6 +12,9 @@
 # (max abs error; NaN in the cache past each row's length must not change the
 # output), then times both: the kernel at mixed, full (S) and short (512)
 # lengths (its cost should follow the lengths) and the reference (always S).
+# Then the library's train step at the bench-124m shape (tools/benchlib/
+# train_mfu.py): tokens/s and MFU in float32 and bfloat16 compute (TRAIN=0
+# skips it).
 # Exit status: 0 all checks pass, 1 a check failed, 2 no GPU.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -114,8 +117,29 @@ for dtype in (jnp.float32, jnp.bfloat16):
     results.append(row)
     print(json.dumps(row), file=sys.stderr)  # Progress.
 
+# The library's train step at the bench-124m shape: tokens/s and MFU
+# against the best matmul rate jnp reaches here, float32 and bfloat16
+# compute (float32 params). TRAIN=0 skips it.
+train = []
+if os.environ.get('TRAIN', '1') != '0':
+  sys.path.insert(0, 'tools')
+  from benchlib import train_mfu  # pylint: disable=g-import-not-at-top
+  for dtype in ('float32', 'bfloat16'):
+    cfg = train_mfu.EXTRA_SHAPES['bench-124m'].replace(dtype=dtype)
+    try:
+      row = train_mfu.train_step_mfu(
+          cfg, batch=int(os.environ.get('TRAIN_BATCH', '16')),
+          seq_len=1024, steps=10, warmup=2, matmul_n=8192)
+      row['ok'] = bool(np.isfinite(row['losses']).all())
+    except Exception as e:  # pylint: disable=broad-except
+      row = {'dtype': dtype, 'ok': False,
+             'error': f'{type(e).__name__}: {str(e)[:2000]}'}
+    ok &= row['ok']
+    train.append(row)
+    print(json.dumps(row), file=sys.stderr)  # Progress.
+
 print(json.dumps({'status': 'ok' if ok else 'fail', 'device':
                   gpus[0].device_kind, 'jax': jax.__version__,
-                  'results': results}, indent=1))
+                  'results': results, 'train': train}, indent=1))
 sys.exit(0 if ok else 1)
 EOF
