@@ -31,7 +31,9 @@ def test_isolated_sides_start_from_the_same_parameters(tmp_path):
   (res,) = data['results']
   jax_side, torch_side = res['jax'], res['torch_sdpa']
   for side in (jax_side, torch_side):
-    assert side['tokens_per_s'] > 0 and 0 < side['mfu'] < 1
+    # MFU > 0 only: the peak here is one 64^3 matmul on a loaded host, too
+    # small to bound the tiny model's rate (it came out at 1.04 once).
+    assert side['tokens_per_s'] > 0 and side['mfu'] > 0
     assert len(side['step_times_s']) == 2
     # Two rounds; the reported one is the faster.
     assert len(side['rounds_tokens_per_s']) == 2
