@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreason.models import attention
+from jaxreason.models.attention import causal_attention
 from jaxreason.sharding.rules import constrain
 
 Array = jax.Array
@@ -269,91 +270,6 @@ def attention_mask(segment_ids: Array, kv_segment_ids: Array | None = None,
   causal = q_index[:, :, None] >= kv_index[:, None, :]
   same = segment_ids[:, :, None] == kv_segment_ids[:, None, :]
   return (causal & same)[:, None]
-
-
-def _group_queries(x: Array, num_kv_heads: int) -> Array:
-  """[B, T, H, D] -> [B, T, K, G, D]: query head h = k * G + g reads kv head k."""
-  b, t, h, d = x.shape
-  return x.reshape(b, t, num_kv_heads, h // num_kv_heads, d)
-
-
-def _attention_probs(q: Array, k: Array, mask: Array) -> Array:
-  """Softmax probabilities [B, K, T, G, S] (float32) of grouped q, k.
-
-  Scores as [B, K, T, G, S]: dot_general's own output order (batch dims, then
-  q's free dims in q's order, then k's), so XLA inserts no transpose after the
-  dot. 'bkgts' cost one per dot with G > 1 (GQA): XLA:CPU HLO fwd+bwd 11 -> 8
-  transposes. With G = 1 both orders are the same layout.
-  """
-  scores = jnp.einsum('btkgd,bskd->bktgs', q, k,
-                      preferred_element_type=jnp.float32)
-  scores = scores / math.sqrt(q.shape[-1])
-  scores = jnp.where(mask[:, :, :, None], scores, jnp.finfo(jnp.float32).min)
-  return jax.nn.softmax(scores, axis=-1)
-
-
-@jax.custom_vjp
-def dot_product_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
-  """Grouped-query attention.
-
-  q: [B, T, H, D], k/v: [B, S, K, D], mask: [B, 1, T, S] -> [B, T, H, D].
-  Scores and softmax are computed in float32.
-
-  The backward pass is FlashAttention's (Dao 2023, alg. 2) on the saved
-  probabilities P: dS = P * (dP - rowsum(dO * O)), the row term a [B, T, H]
-  reduction over head_dim instead of autodiff's rowsum(dP * P) over the
-  keys, which XLA:CPU fuses into the dP matmul and runs far below the matmul
-  rate (bench-40m fwd+bwd 4.4 -> 4.0 s). Gradients equal autodiff's
-  (tests/models/test_attention.py).
-  """
-  return _attention_fwd(q, k, v, mask)[0]
-
-
-def _attention_fwd(q, k, v, mask):
-  probs = _attention_probs(_group_queries(q, k.shape[2]), k, mask)
-  probs = probs.astype(v.dtype)
-  out = jnp.einsum('bktgs,bskd->btkgd', probs, v).reshape(q.shape)
-  return out, (q, k, v, out, probs)
-
-
-def _attention_bwd(residuals, d_out):
-  q, k, v, out, probs = residuals
-  num_kv = k.shape[2]
-  qg, dog = _group_queries(q, num_kv), _group_queries(d_out, num_kv)
-  og = _group_queries(out, num_kv)
-  f32 = jnp.float32
-  row = jnp.einsum('btkgd,btkgd->bktg', dog.astype(f32), og.astype(f32))
-  dv = jnp.einsum('bktgs,btkgd->bskd', probs, dog)
-  dp = jnp.einsum('btkgd,bskd->bktgs', dog, v, preferred_element_type=f32)
-  ds = probs.astype(f32) * (dp - row[..., None]) / math.sqrt(q.shape[-1])
-  ds = ds.astype(q.dtype)
-  dq = jnp.einsum('bktgs,bskd->btkgd', ds, k).reshape(q.shape)
-  dk = jnp.einsum('bktgs,btkgd->bskd', ds, qg)
-  return dq, dk.astype(k.dtype), dv.astype(v.dtype), None
-
-
-dot_product_attention.defvjp(_attention_fwd, _attention_bwd)
-
-
-def causal_attention(q: Array, k: Array, v: Array, mask: Array,
-                     block_size: int = 0) -> Array:
-  """`dot_product_attention` for a causal mask, in query blocks.
-
-  q: [B, T, H, D], k/v: [B, T, K, D], mask: [B, 1, T, T] causal by index
-  (entry [t, s] False for s > t, as `attention_mask` builds it). Queries
-  [i, j) can only see keys [0, j), so each query block attends to that key
-  prefix alone: the same result with the masked upper triangle's blocks never
-  computed. block_size 0 (or >= T): one dense call.
-  """
-  t = q.shape[1]
-  if not block_size or block_size >= t:
-    return dot_product_attention(q, k, v, mask)
-  outs = []
-  for start in range(0, t, block_size):
-    end = min(start + block_size, t)
-    outs.append(dot_product_attention(q[:, start:end], k[:, :end], v[:, :end],
-                                      mask[:, :, start:end, :end]))
-  return jnp.concatenate(outs, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)

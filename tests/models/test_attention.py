@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreason.models.transformer import dot_product_attention
+from jaxreason.models.attention import dot_product_attention
 from jaxreason.models import attention
 
 # Jitted: eager loops would compile on every call.
