@@ -131,20 +131,23 @@ def _plain_attention(q, k, v, mask):
   return jnp.einsum('bhts,bshd->bthd', jax.nn.softmax(s, -1), v)
 
 
+def _packed_self_attention_inputs(seed, t=12):
+  """q, k, v, an output cotangent and the mask of two packed segments + pad."""
+  from jaxreason.models.transformer import attention_mask  # pylint: disable=g-import-not-at-top
+  kq, kk, kv, kc = jax.random.split(jax.random.key(seed), 4)
+  seg = jnp.array([[1] * 12, [1] * 5 + [2] * 7, [1] * 8 + [0] * 4])[:, :t]
+  return (jax.random.normal(kq, (B, t, H, D)),
+          jax.random.normal(kk, (B, t, K, D)),
+          jax.random.normal(kv, (B, t, K, D)),
+          jax.random.normal(kc, (B, t, H, D)), attention_mask(seg))
+
+
 def test_attention_gradients_match_autodiff_of_plain_attention():
   """The hand-written (FlashAttention-style) backward against autodiff.
 
   GQA (4 query heads on 2 kv heads), two packed segments and padding.
   """
-  from jaxreason.models.transformer import attention_mask  # pylint: disable=g-import-not-at-top
-  t = 12
-  kq, kk, kv, kc = jax.random.split(jax.random.key(3), 4)
-  q = jax.random.normal(kq, (B, t, H, D))
-  k = jax.random.normal(kk, (B, t, K, D))
-  v = jax.random.normal(kv, (B, t, K, D))
-  cot = jax.random.normal(kc, (B, t, H, D))
-  seg = jnp.array([[1] * 12, [1] * 5 + [2] * 7, [1] * 8 + [0] * 4])
-  mask = attention_mask(seg)
+  q, k, v, cot, mask = _packed_self_attention_inputs(seed=3)
 
   def grads(fn):
     out, vjp = jax.vjp(lambda *a: fn(*a, mask), q, k, v)
@@ -170,14 +173,7 @@ def test_causal_query_blocks_equal_one_dense_block():
   And a whole model with attention_block_size set: same loss and gradients.
   """
   from jaxreason.models import transformer as tr  # pylint: disable=g-import-not-at-top
-  t = 12
-  kq, kk, kv, kc = jax.random.split(jax.random.key(4), 4)
-  q = jax.random.normal(kq, (B, t, H, D))
-  k = jax.random.normal(kk, (B, t, K, D))
-  v = jax.random.normal(kv, (B, t, K, D))
-  cot = jax.random.normal(kc, (B, t, H, D))
-  mask = tr.attention_mask(jnp.array([[1] * 12, [1] * 5 + [2] * 7,
-                                      [1] * 8 + [0] * 4]))
+  q, k, v, cot, mask = _packed_self_attention_inputs(seed=4)
 
   def grads(block):
     fn = lambda *a: tr.causal_attention(*a, mask, block)
