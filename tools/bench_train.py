@@ -101,8 +101,8 @@ from benchlib.train_profile import _time_loop, matmul_rates  # pylint: disable=g
 
 _SHAPES = flags.DEFINE_list(
     'shapes', ['bench-40m', 'bench-124m'],
-    'Model shapes: presets of TransformerConfig or those defined here '
-    '(bench-124m).')
+    'Model shapes: TransformerConfig presets (bench-40m, bench-124m, '
+    'bench-tiny, or any model preset).')
 _BATCH = flags.DEFINE_integer('batch', 8, 'Sequences per step.')
 _SEQ_LEN = flags.DEFINE_integer('seq_len', 512, 'Tokens per sequence.')
 _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps.')
@@ -138,14 +138,9 @@ _CKPT_DIR = flags.DEFINE_string(
     'ckpt_dir', '', 'Set by --isolate for its children: the HF checkpoint '
     'the torch side loads (the JAX side re-initialises from --seed).')
 
-# Shapes beyond the library presets (bench-124m, bench-tiny): benchlib.
-EXTRA_SHAPES = train_mfu.EXTRA_SHAPES
-
-
 def shape_config(name: str) -> TransformerConfig:
   """The shape with this run's JAX-side options (--attention_block_size)."""
-  cfg = (EXTRA_SHAPES[name] if name in EXTRA_SHAPES
-         else TransformerConfig.from_preset(name))
+  cfg = TransformerConfig.from_preset(name)
   return cfg.replace(attention_block_size=_ATTN_BLOCK.value)
 
 

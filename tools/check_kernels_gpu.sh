@@ -124,8 +124,9 @@ train = []
 if os.environ.get('TRAIN', '1') != '0':
   sys.path.insert(0, 'tools')
   from benchlib import train_mfu  # pylint: disable=g-import-not-at-top
+  from jaxreason.models.transformer import TransformerConfig  # pylint: disable=g-import-not-at-top
   for dtype in ('float32', 'bfloat16'):
-    cfg = train_mfu.EXTRA_SHAPES['bench-124m'].replace(dtype=dtype)
+    cfg = TransformerConfig.from_preset('bench-124m').replace(dtype=dtype)
     try:
       row = train_mfu.train_step_mfu(
           cfg, batch=int(os.environ.get('TRAIN_BATCH', '16')),

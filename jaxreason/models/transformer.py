@@ -166,6 +166,14 @@ PRESETS: dict[str, TransformerConfig] = {
     'bench-40m': TransformerConfig(
         vocab_size=32000, num_layers=8, embed_dim=512, mlp_dim=1280,
         num_heads=8, num_kv_heads=8, qkv_bias=True, tie_embeddings=True),
+    # GPT-2-small-like width and depth (123.7M), tools/bench_train.py.
+    'bench-124m': TransformerConfig(
+        vocab_size=32000, num_layers=12, embed_dim=768, mlp_dim=2560,
+        num_heads=12, num_kv_heads=12, qkv_bias=True, tie_embeddings=True),
+    # The bench tools' own tests (seconds).
+    'bench-tiny': TransformerConfig(
+        vocab_size=256, num_layers=2, embed_dim=64, mlp_dim=128, num_heads=4,
+        num_kv_heads=4, qkv_bias=True, tie_embeddings=True),
     # Few-thousand-parameter model for numeric tests.
     'tiny': TransformerConfig(
         vocab_size=64, num_layers=2, embed_dim=32, mlp_dim=64, num_heads=4,

@@ -9,10 +9,11 @@ from subprocess_testlib import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 from benchlib import train_mfu  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxreason.models.transformer import TransformerConfig  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def test_flops_per_token_by_hand():
-  cfg = train_mfu.EXTRA_SHAPES['bench-tiny']  # d 64, f 128, 4 heads, L 2.
+  cfg = TransformerConfig.from_preset('bench-tiny')  # d 64, f 128, 4 heads, L 2.
   per_layer = 4 * 64 * 64 + 3 * 64 * 128  # q, k, v, o + gate, up, down.
   n_matmul = 2 * per_layer + 256 * 64  # + the tied unembedding.
   f = train_mfu.flops_per_token(cfg, seq_len=16)
@@ -21,7 +22,7 @@ def test_flops_per_token_by_hand():
 
 
 def test_train_step_mfu_trains_and_reports():
-  cfg = train_mfu.EXTRA_SHAPES['bench-tiny']
+  cfg = TransformerConfig.from_preset('bench-tiny')
   r = train_mfu.train_step_mfu(cfg, batch=2, seq_len=16, steps=3, warmup=1,
                                matmul_n=128)
   assert r['tokens_per_s'] > 0 and r['peak_matmul_flops_per_s'] > 0

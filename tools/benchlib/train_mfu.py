@@ -25,19 +25,6 @@ from jaxreason.train.state import create_train_state
 from jaxreason.train.step import batch_sharding, make_train_step
 
 
-# Bench shapes beyond the library presets: Qwen2 layout, tied embeddings.
-EXTRA_SHAPES = {
-    # GPT-2-small-like width and depth; 123.8M parameters.
-    'bench-124m': TransformerConfig(
-        vocab_size=32000, num_layers=12, embed_dim=768, mlp_dim=2560,
-        num_heads=12, num_kv_heads=12, qkv_bias=True, tie_embeddings=True),
-    # For tests/tools/test_bench_train.py (seconds).
-    'bench-tiny': TransformerConfig(
-        vocab_size=256, num_layers=2, embed_dim=64, mlp_dim=128, num_heads=4,
-        num_kv_heads=4, qkv_bias=True, tie_embeddings=True),
-}
-
-
 def flops_per_token(cfg: TransformerConfig, seq_len: int) -> dict[str, float]:
   """Training FLOPs per token (fwd + bwd = 3x fwd), without causal savings.
 
