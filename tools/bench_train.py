@@ -49,6 +49,14 @@ biases neither side. The JAX side's `--attention_block_size` (default 128)
 is `TransformerConfig.attention_block_size`: causal query blocks that skip
 the masked upper triangle (exact); 0 gives one dense attention call.
 
+`--gemm_iters=N` (default 3; 0 skips it) times, in this process before the
+sides run, the step's dense weight products alone: every layer's forward,
+input-gradient and weight-gradient GEMM in the layout the model stores them,
+by jnp and by torch (`train_profile.dense_gemm_times`). Their sum per step
+bounds what any program on each library can reach, and the step time minus
+it is what the program around the GEMMs costs (attention, norms,
+activations, loss, optimizer): the table's last two columns.
+
 `--profile` adds, per framework: forward-only, forward+backward and
 optimizer-only timings (medians); for JAX also the number of compilations of
 the step, whether donation freed the old state, XLA's flop count of the step,
@@ -117,6 +125,10 @@ _TORCH_ATTN = flags.DEFINE_list(
 _MATMUL_N = flags.DEFINE_integer('matmul_n', 2048, 'Peak-rate matmul size.')
 _MATMUL_ITERS = flags.DEFINE_integer('matmul_iters', 10,
                                      'Matmuls per timing (best of 3).')
+_GEMM_ITERS = flags.DEFINE_integer(
+    'gemm_iters', 3, 'Timed calls of each of the step\'s dense GEMMs, per '
+    'side, for the GEMMs-alone column (train_profile.dense_gemm_times); 0: '
+    'skip it.')
 _ATTN_BLOCK = flags.DEFINE_integer(
     'attention_block_size', 128,
     'JAX side: TransformerConfig.attention_block_size (causal query blocks; '
@@ -370,6 +382,13 @@ def main(argv):
             'attention_block_size')},
         'num_params': cfg.num_params(), 'flops_per_token': fpt,
         'batch': b, 'seq_len': t}
+    if _GEMM_ITERS.value > 0:
+      res['dense_gemms'] = train_profile.dense_gemm_times(
+          cfg, b * t, _GEMM_ITERS.value)
+      g = res['dense_gemms']
+      print(f'# {shape}: the dense GEMMs of one step alone: jax '
+            f'{g["jax_s"]:.2f} s, torch {g["torch_s"]:.2f} s '
+            f'({g["ratio_jax_over_torch"]:.2f}x)', flush=True)
     with tempfile.TemporaryDirectory() as tmp:
       ckpt = _CKPT_DIR.value or os.path.join(tmp, shape)
       sides = []
@@ -432,8 +451,9 @@ def _write(info, mm, results) -> None:
 
 def print_table(results) -> None:
   print('\n| shape | params | jax tok/s | torch tok/s | jax/torch | jax MFU | '
-        'torch MFU | loss diff |')
-  print('|---|---|---|---|---|---|---|---|')
+        'torch MFU | loss diff | GEMMs alone jax/torch | rest of step s '
+        'jax / torch |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
   for r in results:
     jx = r.get('jax')
     torch_keys = [k for k in r if k.startswith('torch_')] or [None]
@@ -448,7 +468,20 @@ def print_table(results) -> None:
             f'{f" ({k[6:]})" if k else ""} | '
             f'{"-" if ratio is None else f"{ratio:.2f}"} | '
             f'{cell(jx, "mfu", ".1%")} | {cell(th, "mfu", ".1%")} | '
-            f'{"-" if diff is None else f"{diff:.1e}"} |')
+            f'{"-" if diff is None else f"{diff:.1e}"} | '
+            f'{_gemm_cells(r, jx, th)} |')
+
+
+def _gemm_cells(r, jx, th) -> str:
+  """'GEMMs alone ratio | step time outside the GEMMs, jax / torch'."""
+  g = r.get('dense_gemms')
+  if not g:
+    return '- | -'
+  tokens = r['batch'] * r['seq_len']
+  rest = lambda side, key: (f'{tokens / side["tokens_per_s"] - g[key]:.1f}'
+                            if side else '-')
+  return (f'{g["ratio_jax_over_torch"]:.2f} | {rest(jx, "jax_s")} / '
+          f'{rest(th, "torch_s")}')
 
 
 if __name__ == '__main__':

@@ -103,19 +103,28 @@ def render_policy_opt(data: dict[str, Any]) -> str:
 
 
 def render_train(data: dict[str, Any]) -> str:
+  """Throughput table; with `dense_gemms` in the JSON (bench_train's
+  `--gemm_iters`) also the step's dense GEMMs timed alone on each side and
+  the step time outside them."""
   lines = ['| shape | params | jaxreason tok/s | torch tok/s | ratio | '
-           'jaxreason MFU | torch MFU |', '|---|---|---|---|---|---|---|']
+           'jaxreason MFU | torch MFU | dense GEMMs alone: ratio | rest of '
+           'step, s: jaxreason / torch |', '|---|---|---|---|---|---|---|---|---|']
   for d in data['result']:
     for row in d['results']:
       c, j = row['config'], row['jax']
       t = row.get('torch_sdpa') or next(
           v for k, v in row.items() if k.startswith('torch'))
+      g, tokens = row.get('dense_gemms'), row['batch'] * row['seq_len']
+      gemm = (f"{g['ratio_jax_over_torch']:.2f} | "
+              f"{tokens / j['tokens_per_s'] - g['jax_s']:.1f} / "
+              f"{tokens / t['tokens_per_s'] - g['torch_s']:.1f}"
+              if g else '— | —')
       lines.append(
           f"| {row['shape']} (d {c['embed_dim']}, {c['num_layers']} layers, "
           f"vocab {c['vocab_size'] // 1000}k) | {row['num_params'] / 1e6:.1f}M "
           f"| {j['tokens_per_s']:.0f} | {t['tokens_per_s']:.0f} | "
           f"{j['tokens_per_s'] / t['tokens_per_s']:.2f} | {j['mfu']:.0%} | "
-          f"{t['mfu']:.0%} |")
+          f"{t['mfu']:.0%} | {gemm} |")
   return '\n'.join(lines)
 
 

@@ -23,7 +23,7 @@ def test_isolated_sides_start_from_the_same_parameters(tmp_path):
       [sys.executable, 'tools/bench_train.py', '--shapes=bench-tiny',
        '--steps=2', '--warmup=1', '--batch=2', '--seq_len=16',
        '--matmul_n=64', '--matmul_iters=1', '--rounds=2',
-       '--attention_block_size=8', f'--output={out}'],
+       '--attention_block_size=8', '--gemm_iters=1', f'--output={out}'],
       cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
   data = json.loads(out.read_text())
   assert data['settings']['isolate'] is True
@@ -42,5 +42,8 @@ def test_isolated_sides_start_from_the_same_parameters(tmp_path):
   # Warmup step 1 differs by float noise only; the timed steps follow the
   # same AdamW updates from the same start.
   assert res['loss_max_abs_diff_vs_torch_sdpa'] < 1e-3
+  gemms = res['dense_gemms']  # The GEMMs-alone column.
+  assert gemms['jax_s'] > 0 and gemms['torch_s'] > 0
+  assert gemms['flops'] == 6 * res['flops_per_token']['n_matmul'] * 2 * 16
   assert res['ratio_jax_over_torch_sdpa'] == pytest.approx(
       jax_side['tokens_per_s'] / torch_side['tokens_per_s'])

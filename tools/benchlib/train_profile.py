@@ -82,6 +82,98 @@ def matmul_rates(n: int, iters: int) -> dict[str, Any]:
 
 
 
+# The step's dense GEMMs alone -------------------------------------------------
+
+# How each product's operands are stored: 'NN' a[m, k] @ b[k, n]; 'NT'
+# a[m, k] . b[n, k] (b transposed); 'TN' a[k, m] . b[k, n] (a transposed).
+_DIMS = {'NN': ((1,), (0,)), 'NT': ((1,), (1,)), 'TN': ((0,), (0,))}
+
+
+def dense_gemms(cfg, tokens: int) -> dict[tuple[str, int, int, int], int]:
+  """The train step's weight products: {(layout, m, k, n): calls per step}.
+
+  Each dense layer x[T, i] @ W[i, o] is three products per step: forward
+  (NN, T x i x o), input gradient dy @ W^T (NT, T x o x i) and weight
+  gradient x^T @ dy (TN, i x T x o). A tied unembedding x @ E^T with E
+  [V, D] is NT forward, NN for dx, TN for dE. Attention's score and value
+  products are not here (torch runs them inside its fused SDPA kernel).
+  """
+  d, f, hd = cfg.embed_dim, cfg.mlp_dim, cfg.head_size
+  layer = [(d, cfg.num_heads * hd), (d, cfg.num_kv_heads * hd),
+           (d, cfg.num_kv_heads * hd), (cfg.num_heads * hd, d),
+           (d, f), (d, f), (f, d)]  # q, k, v, o, gate, up, down.
+  out: dict[tuple[str, int, int, int], int] = collections.Counter()
+  for i, o in layer:
+    for key in (('NN', tokens, i, o), ('NT', tokens, o, i),
+                ('TN', i, tokens, o)):
+      out[key] += cfg.num_layers
+  v = cfg.vocab_size
+  if cfg.tie_embeddings:
+    keys = [('NT', tokens, d, v), ('NN', tokens, v, d), ('TN', v, tokens, d)]
+  else:
+    keys = [('NN', tokens, d, v), ('NT', tokens, v, d), ('TN', d, tokens, v)]
+  for key in keys:
+    out[key] += 1
+  return dict(out)
+
+
+def gemm_operands(layout: str, m: int, k: int, n: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Random float32 operands of an m x k x n product stored as `layout`."""
+  a_shape = (k, m) if layout == 'TN' else (m, k)
+  b_shape = (n, k) if layout == 'NT' else (k, n)
+  return (rng.standard_normal(a_shape, dtype=np.float32),
+          rng.standard_normal(b_shape, dtype=np.float32))
+
+
+def jax_gemm(layout: str) -> Callable[[Any, Any], Any]:
+  """The jitted [m, n] product of operands stored as `layout`."""
+  dims = (_DIMS[layout], ((), ()))
+  return jax.jit(lambda a, b: jax.lax.dot_general(a, b, dims))
+
+
+def torch_gemm(layout: str) -> Callable[[Any, Any], Any]:
+  """torch's [m, n] product of operands stored as `layout` (views, no copy)."""
+  return {'NN': lambda a, b: a @ b, 'NT': lambda a, b: a @ b.t(),
+          'TN': lambda a, b: a.t() @ b}[layout]
+
+
+def dense_gemm_times(cfg, tokens: int, iters: int) -> dict[str, Any]:
+  """Seconds per step each library spends in `dense_gemms` alone.
+
+  Every distinct product is timed in float32 by jnp (a jitted dot_general in
+  the stored layout) and by torch (`a @ b` on transposed views), alternating
+  sides, best of `iters` calls each; the step's total is the sum over
+  products times their calls. What a step takes beyond this is the rest of
+  the program: attention, norms, activations, the loss, the optimizer.
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  rows, jax_s, torch_s = [], 0.0, 0.0
+  for (layout, m, k, n), calls in sorted(dense_gemms(cfg, tokens).items()):
+    a_np, b_np = gemm_operands(layout, m, k, n, rng)
+    f, a, b = jax_gemm(layout), jnp.asarray(a_np), jnp.asarray(b_np)
+    tf = torch_gemm(layout)
+    ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+    calls_of = {'jax': lambda: f(a, b).block_until_ready(),
+                'torch': lambda: tf(ta, tb)}
+    best = {side: float('inf') for side in calls_of}
+    with torch.no_grad():
+      for fn in calls_of.values():
+        fn()  # Compile / warm up.
+      for _ in range(iters):
+        for side, fn in calls_of.items():
+          best[side] = min(best[side], _time_loop(fn, 1)[0])
+    rows.append({'layout': layout, 'm': m, 'k': k, 'n': n, 'calls': calls,
+                 'jax_s': best['jax'], 'torch_s': best['torch']})
+    jax_s += calls * best['jax']
+    torch_s += calls * best['torch']
+  flops = sum(2 * r['m'] * r['k'] * r['n'] * r['calls'] for r in rows)
+  return {'flops': flops, 'jax_s': jax_s, 'torch_s': torch_s,
+          'ratio_jax_over_torch': torch_s / jax_s, 'iters': iters,
+          'products': rows}
+
+
 def _print_matmul(mm: dict[str, Any]) -> None:
   print(f'# fp32 matmul {mm["n"]}^3: jax {mm["jax_flops_per_s"] / 1e9:.1f} '
         f'GFLOP/s, torch {mm["torch_flops_per_s"] / 1e9:.1f} GFLOP/s; '
