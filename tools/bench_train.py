@@ -336,7 +336,8 @@ def _run_child(shape: str, side: str, ckpt: str, tmp: str) -> dict[str, dict]:
          f'--seed={_SEED.value}', f'--profile={_PROFILE.value}',
          f'--attention_block_size={_ATTN_BLOCK.value}',
          f'--top_ops={_TOP_OPS.value}', '--matmul_n=256',
-         '--matmul_iters=1', f'--output={path}']
+         '--matmul_iters=1', '--gemm_iters=0',  # The parent times GEMMs.
+         f'--output={path}']
   print(f'#   {side}: own process', flush=True)
   subprocess.run(cmd, check=True)
   with open(path) as f:
