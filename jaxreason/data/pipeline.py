@@ -157,3 +157,20 @@ def global_batch(local: Mapping[str, np.ndarray], sharding: Any) -> dict:
 def packing_efficiency(batch: Mapping[str, np.ndarray]) -> float:
   """Share of non-padding tokens in a batch."""
   return float((np.asarray(batch['segment_ids']) > 0).mean())
+
+
+def epoch_indices(step: int, per_step: int, n: int, seed: int) -> np.ndarray:
+  """Example indices of a step: consecutive slices of per-epoch permutations.
+
+  Step s takes items [s * per_step, (s + 1) * per_step) of the endless
+  sequence perm_0 + perm_1 + ..., perm_e a permutation of range(n) seeded by
+  (seed, e): every item once per epoch, a batch may straddle two epochs, and
+  a resumed run gets the same indices for the same step (no iterator state).
+  """
+  start = step * per_step
+  out: list[int] = []
+  while len(out) < per_step:
+    epoch, offset = divmod(start + len(out), n)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    out.extend(perm[offset:offset + per_step - len(out)].tolist())
+  return np.asarray(out)

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxreason.data import sources
+from jaxreason.data import pipeline, sources
 from jaxreason.data.tokenizer import Tokenizer
 from jaxreason.evals import pass_at_k
 from jaxreason.losses.dpo import LOSS_TYPES, dpo_loss
@@ -338,7 +338,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   rng = jax.random.key(config.seed)
   metrics = {}
   for step in range(start, config.total_steps):
-    idx = _pair_indices(step, config.pairs_per_step, len(pairs), config.seed)
+    idx = pipeline.epoch_indices(step, config.pairs_per_step, len(pairs), config.seed)
     batch = jax.device_put({k: v[idx] for k, v in arrays.items()}, batch_sh)
     state, metrics = train_step(state, batch, rng)
     metrics = dict(metrics, num_pairs=float(len(pairs)))
@@ -405,14 +405,3 @@ def _set_reference(pairs, ref_params, seq_logps_fn, chunk, width, batch_sh
                         arrays['mask'], chunk, batch_sh)
   for pair, (c, r) in zip(pairs, ref.tolist()):
     pair.ref_chosen, pair.ref_rejected = c, r
-
-
-def _pair_indices(step: int, per_step: int, n: int, seed: int) -> np.ndarray:
-  """Pairs of a step: consecutive slices of per-epoch seeded permutations."""
-  start = step * per_step
-  out = []
-  while len(out) < per_step:
-    epoch, offset = divmod(start + len(out), n)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    out.extend(perm[offset:offset + per_step - len(out)].tolist())
-  return np.asarray(out)

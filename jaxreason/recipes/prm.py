@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxreason.data import sources, step_labels, synthetic
+from jaxreason.data import pipeline, sources, step_labels, synthetic
 from jaxreason.evals import processbench
 from jaxreason.losses import reward as reward_losses
 from jaxreason.models.heads import init_reward_params
@@ -265,7 +265,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # Loop.
   metrics = {}
   for step in range(start, config.total_steps):
-    groups = _group_indices(step, config.groups_per_step, num_groups,
+    groups = pipeline.epoch_indices(step, config.groups_per_step, num_groups,
                             config.seed)
     rows = (groups[:, None] * group_size + np.arange(group_size)).ravel()
     batch = jax.device_put({k: v[rows] for k, v in arrays.items()}, batch_sh)
@@ -301,14 +301,3 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     with open(os.path.join(workdir, 'result.json'), 'w') as f:
       json.dump(result, f, indent=1, default=str)
   return result
-
-
-def _group_indices(step: int, per_step: int, n: int, seed: int) -> np.ndarray:
-  """Groups of a step: consecutive slices of per-epoch seeded permutations."""
-  start = step * per_step
-  out = []
-  while len(out) < per_step:
-    epoch, offset = divmod(start + len(out), n)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    out.extend(perm[offset:offset + per_step - len(out)].tolist())
-  return np.asarray(out)

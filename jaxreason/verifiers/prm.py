@@ -90,13 +90,18 @@ class DiscriminativePRM:
       out.extend(logits[i, :len(e['tokens'])] for i, e in enumerate(chunk))
     return out
 
-  def judge(self, questions: Sequence[str],
-            steps: Sequence[Sequence[str]]) -> list[Judgement]:
-    """P(correct so far) at each step (NaN for steps past max_len)."""
+  def encode_and_score(self, questions: Sequence[str],
+                       steps: Sequence[Sequence[str]]) -> tuple[list, list]:
+    """(encoded, per-token logits) of each (question, steps) pair."""
     if len(questions) != len(steps):
       raise ValueError(f'{len(questions)} questions, {len(steps)} solutions')
     encoded = [self.encode(q, s) for q, s in zip(questions, steps)]
-    logits = self.score_logits(encoded) if encoded else []
+    return encoded, (self.score_logits(encoded) if encoded else [])
+
+  def judge(self, questions: Sequence[str],
+            steps: Sequence[Sequence[str]]) -> list[Judgement]:
+    """P(correct so far) at each step (NaN for steps past max_len)."""
+    encoded, logits = self.encode_and_score(questions, steps)
     out = []
     for e, lg, st in zip(encoded, logits, steps):
       probs = 1.0 / (1.0 + np.exp(-lg[e['label_positions']].astype(

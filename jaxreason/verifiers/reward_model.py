@@ -32,10 +32,7 @@ class OutcomeRM(DiscriminativePRM):
 
   def judge(self, questions: Sequence[str],
             steps: Sequence[Sequence[str]]) -> list[Judgement]:
-    if len(questions) != len(steps):
-      raise ValueError(f'{len(questions)} questions, {len(steps)} solutions')
-    encoded = [self.encode(q, s) for q, s in zip(questions, steps)]
-    logits = self.score_logits(encoded) if encoded else []
+    encoded, logits = self.encode_and_score(questions, steps)
     out = []
     for e, lg, st in zip(encoded, logits, steps):
       info = {'outcome': True}

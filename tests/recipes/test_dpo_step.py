@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxreason.data import sources
+from jaxreason.data import pipeline, sources
 from jaxreason.models.transformer import Transformer
 from jaxreason.recipes import dpo
 from jaxreason.recipes.grpo import load_policy_or_init
@@ -69,7 +69,7 @@ def _run(mesh, steps=2):
                          grad_accum_steps=c.grad_accum_steps)
   metrics = []
   for s in range(steps):
-    idx = dpo._pair_indices(s, P, P, c.seed)  # pylint: disable=protected-access
+    idx = pipeline.epoch_indices(s, P, P, c.seed)
     batch = jax.device_put({k: v[idx] for k, v in arrays.items()}, batch_sh)
     state, m = step(state, batch, jax.random.key(0))
     metrics.append(jax.device_get(m))
@@ -133,8 +133,8 @@ def test_seeds_give_different_pair_samples():
 
 
 def test_seeds_give_different_pair_orders():
-  a = [dpo._pair_indices(s, 32, 1975, 1) for s in range(70)]  # pylint: disable=protected-access
-  b = [dpo._pair_indices(s, 32, 1975, 2) for s in range(70)]  # pylint: disable=protected-access
+  a = [pipeline.epoch_indices(s, 32, 1975, 1) for s in range(70)]
+  b = [pipeline.epoch_indices(s, 32, 1975, 2) for s in range(70)]
   assert not all(np.array_equal(x, y) for x, y in zip(a, b))
   # Each epoch is a permutation: every pair once per epoch, whatever seed.
   first_epoch = np.concatenate(a)[:1975]
